@@ -15,7 +15,7 @@ class Scene:
 
     ``pan``: DataArray dims (y, x), native DN dtype, usually dask-backed.
     ``ms``: DataArray dims (band, y, x) on the MS grid; ``band`` holds canonical band names.
-    ``attrs``: the store's root attributes (sensor, ratio, bit_depth, scene_id, source, ...).
+    ``attrs``: the store's root attributes (sensor, ratio, bit_depth, scale_max, scene_id, source, ...).
     """
 
     pan: xr.DataArray
@@ -34,6 +34,11 @@ class Scene:
     @property
     def scene_id(self) -> str:
         return str(self.attrs["scene_id"])
+
+    @property
+    def scale_max(self) -> float:
+        """The DN value that maps to 1.0 when scaling for the networks (DESIGN.md section 4)."""
+        return float(self.attrs["scale_max"])
 
     @property
     def band_names(self) -> list[str]:
