@@ -1,0 +1,57 @@
+"""Scheduled landing-zone flow: ingest archives dropped into data/landing/, then re-adapt.
+
+Each archive is ingested once: the ingestion compares the source's sha256 with the stores already
+written, so however often the schedule fires, a known archive is a no-op. When anything new was
+ingested, the re-adaptation flow runs (adapt, evaluate, register a candidate, maybe promote).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+
+from flows.params import load_params
+from tasks.ingest import ingest_source_task
+
+ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".zip", ".h5", ".mat", ".tif", ".tiff")
+
+
+def landing_candidates(landing: Path) -> list[Path]:
+    """Archives and delivery folders in the landing zone, oldest first; hidden and partial files skipped."""
+    if not landing.is_dir():
+        return []
+    found = []
+    for path in landing.iterdir():
+        if path.name.startswith(".") or path.name.endswith((".part", ".tmp")):
+            continue
+        if path.is_dir() or path.name.lower().endswith(ARCHIVE_SUFFIXES):
+            found.append(path)
+    return sorted(found, key=lambda p: (p.stat().st_mtime, p.name))
+
+
+@flow(name="landing")
+def landing_flow(landing: str = "data/landing", out: str | None = None,
+                 sensor: str | None = None, readapt: bool = True) -> list[str]:
+    """Ingest what is new in ``landing``; re-adapt and re-evaluate when anything was. Returns new stores."""
+    logger = get_run_logger()
+    ingest_params = load_params("ingest")
+    out = out or ingest_params["out"]
+    new_stores: list[str] = []
+    for source in landing_candidates(Path(landing)):
+        result = ingest_source_task(str(source), out, sensor=sensor,
+                                    chunk_size=int(ingest_params["chunk_size"]))
+        if result.skipped:
+            logger.info("already ingested: %s", source.name)
+        else:
+            logger.info("ingested %s -> %s", source.name, result.path)
+            new_stores.append(str(result.path))
+    if new_stores and readapt:
+        from flows.pipeline import readapt_flow
+
+        readapt_flow()
+    return new_stores
+
+
+if __name__ == "__main__":
+    landing_flow()
