@@ -1,0 +1,257 @@
+"""Assemble the evaluation report (``report.md`` + ``report.html`` + ``figures/``) from the evaluate
+stage's outputs and the training loss files.
+
+Steps, each usable on its own (the report flow runs them as tasks): ``load_evaluation`` reads
+``metrics.json``, ``metrics_long.csv`` and ``panels/``; ``render_scene_figures`` draws one scene's
+panel and error maps; ``render_training_curves`` draws the loss curves; ``report_blocks`` lays out
+the
+document; ``write_report`` writes both renderings atomically. ``build_report`` chains them.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from crossdiff_core.report.curves import find_loss_files, render_loss_curves
+from crossdiff_core.report.document import (
+    Block,
+    Bullets,
+    Heading,
+    Image,
+    Paragraph,
+    render_html,
+    render_markdown,
+)
+from crossdiff_core.report.files import write_text_atomic
+from crossdiff_core.report.findings import goal_summary, scene_findings
+from crossdiff_core.report.panels_data import load_panel_arrays
+from crossdiff_core.report.pictures import render_error_maps, render_scene_panel
+from crossdiff_core.report.ranking import Metrics
+from crossdiff_core.report.tables import mean_rank_table, scene_tables
+from crossdiff_core.sensors import get_sensor
+
+REPORT_TITLE = "CrossDiff evaluation report"
+FIGURES_DIR = "figures"
+
+
+@dataclass
+class Evaluation:
+    """What the evaluate stage wrote: scores, each scene's sensor, and each scene's panel file."""
+
+    metrics: dict[str, dict[str, dict[str, float]]]
+    sensors: dict[str, str] = field(default_factory=dict)
+    panel_files: dict[str, Path] = field(default_factory=dict)
+
+
+def _check_metrics(metrics: object, source: Path) -> dict[str, dict[str, dict[str, float]]]:
+    if not isinstance(metrics, dict) or not metrics:
+        raise ValueError(
+            f"{source} must hold a non-empty {{scene: {{method: {{index: value}}}}}} "
+            "mapping: rerun the evaluate stage"
+        )
+    for scene_id, by_method in metrics.items():
+        if not isinstance(by_method, dict) or not all(
+            isinstance(s, dict) for s in by_method.values()
+        ):
+            raise ValueError(f"{source}: scene {scene_id!r} must map method -> {{index: value}}")
+        for method, scores in by_method.items():
+            for index, value in scores.items():
+                if value is not None and not isinstance(value, int | float):
+                    raise ValueError(
+                        f"{source}: {scene_id}/{method}/{index} is {value!r}, not a number"
+                    )
+    return {
+        s: {
+            m: {i: (math.nan if v is None else float(v)) for i, v in scores.items()}
+            for m, scores in by_method.items()
+        }
+        for s, by_method in metrics.items()
+    }
+
+
+def load_evaluation(metrics_dir: str | Path) -> Evaluation:
+    """Read ``metrics.json`` (required), ``metrics_long.csv`` (for sensors) and ``panels/*.npz``."""
+    metrics_dir = Path(metrics_dir)
+    metrics_file = metrics_dir / "metrics.json"
+    if not metrics_file.is_file():
+        raise FileNotFoundError(
+            f"{metrics_file} not found: run the evaluate stage "
+            "(`dvc repro evaluate`) or point --metrics-dir at its output"
+        )
+    try:
+        raw = json.loads(metrics_file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f"{metrics_file} is not valid JSON ({error}): rerun the evaluate stage"
+        ) from error
+    evaluation = Evaluation(metrics=_check_metrics(raw, metrics_file))
+    long_file = metrics_dir / "metrics_long.csv"
+    if long_file.is_file():
+        with open(long_file, newline="", encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                if row.get("scene") and row.get("sensor"):
+                    evaluation.sensors.setdefault(row["scene"], row["sensor"])
+    panels_dir = metrics_dir / "panels"
+    for scene_id in evaluation.metrics:
+        panel_file = panels_dir / f"{scene_id}.npz"
+        if panel_file.is_file():
+            evaluation.panel_files[scene_id] = panel_file
+    return evaluation
+
+
+def render_scene_figures(
+    panel_file: str | Path, figures_dir: str | Path, scene_id: str
+) -> dict[str, Path]:
+    """Draw ``<scene>_panel.png`` and (when reduced products exist) ``<scene>_errors.png``."""
+    panels = load_panel_arrays(panel_file)
+    figures_dir = Path(figures_dir)
+    written = {
+        "panel": render_scene_panel(panels, figures_dir / f"{scene_id}_panel.png", title=scene_id)
+    }
+    errors = render_error_maps(panels, figures_dir / f"{scene_id}_errors.png", title=scene_id)
+    if errors is not None:
+        written["errors"] = errors
+    return written
+
+
+def render_training_curves(
+    pretrain_dir: str | Path | None, adapt_dir: str | Path | None, figures_dir: str | Path
+) -> dict[str, Path]:
+    """``pretrain_losses.png`` from ``<pretrain_dir>/{p2m,m2p}/losses.csv`` and
+    ``adapt_losses.png`` from the loss CSVs under ``adapt_dir``; absent inputs are skipped."""
+    figures_dir = Path(figures_dir)
+    written: dict[str, Path] = {}
+    if pretrain_dir is not None:
+        branches = [(name, Path(pretrain_dir) / name / "losses.csv") for name in ("p2m", "m2p")]
+        branches = [(f"pretraining {name.upper()}", p) for name, p in branches if p.is_file()]
+        if branches:
+            written["pretrain"] = render_loss_curves(
+                branches, figures_dir / "pretrain_losses.png", "Pretraining loss (epsilon MSE)"
+            )
+    if adapt_dir is not None:
+        files = find_loss_files(adapt_dir)
+        if files:
+            labelled = [(str(p.relative_to(adapt_dir)), p) for p in files]
+            written["adapt"] = render_loss_curves(
+                labelled, figures_dir / "adapt_losses.png", "Adaptation loss (fusion head)"
+            )
+    return written
+
+
+def _mtf_note(sensor_name: str) -> str | None:
+    try:
+        sensor = get_sensor(sensor_name)
+    except ValueError:
+        return (
+            f"Sensor {sensor_name!r} is not registered: MTF gains are the toolbox fallback (0.3)."
+        )
+    if not sensor.mtf_is_public:
+        return (
+            f"No public MTF gains exist for {sensor.name}: the MTF filter, the Wald degradation "
+            "and the HQNR/R-indices use the toolbox's fallback gain 0.3, so treat those numbers "
+            "as approximate."
+        )
+    return None
+
+
+def report_blocks(
+    evaluation: Evaluation,
+    scene_figures: Mapping[str, Mapping[str, Path]],
+    curve_figures: Mapping[str, Path],
+    out: str | Path,
+) -> list[Block]:
+    """The report's content: goal verdicts, per-scene tables and pictures, mean ranks, loss curves.
+    Image paths are made relative to ``out``."""
+    out = Path(out).resolve()
+
+    def relative(path: Path) -> str:
+        return Path(path).resolve().relative_to(out).as_posix()
+
+    metrics: Metrics = evaluation.metrics
+    blocks: list[Block] = [
+        Paragraph(
+            f"{len(metrics)} scene(s), methods: "
+            f"{', '.join(dict.fromkeys(m for s in metrics.values() for m in s))}. "
+            "Bold marks the best value of each index in a table (↑ higher is better, "
+            "↓ lower is better)."
+        ),
+        Heading("Quality goal", 2),
+        Paragraph(
+            "Goal: CrossDiff has the highest HQNR at full resolution and the highest Q2n at "
+            "reduced resolution on every scene, and beats the random-encoder ablation."
+        ),
+        Bullets(tuple(goal_summary(metrics))),
+        Heading("Mean ranks across scenes", 2),
+        mean_rank_table(metrics),
+    ]
+    for scene_id, by_method in metrics.items():
+        sensor = evaluation.sensors.get(scene_id)
+        blocks.append(Heading(f"Scene {scene_id}" + (f" ({sensor})" if sensor else ""), 2))
+        if sensor and (note := _mtf_note(sensor)):
+            blocks.append(Paragraph(note))
+        blocks.extend(scene_tables(metrics, scene_id))
+        blocks.append(Bullets(tuple(scene_findings(scene_id, by_method))))
+        figures = scene_figures.get(scene_id, {})
+        if "panel" in figures:
+            blocks.append(
+                Image(relative(figures["panel"]), f"{scene_id}: PAN, MS and fused images")
+            )
+        if "errors" in figures:
+            blocks.append(
+                Image(relative(figures["errors"]), f"{scene_id}: reduced-resolution error maps")
+            )
+        if not figures:
+            blocks.append(Paragraph(f"No panel arrays for {scene_id} (panels/{scene_id}.npz)."))
+    blocks.append(Heading("Training curves", 2))
+    if not curve_figures:
+        blocks.append(Paragraph("No pretraining or adaptation loss files were found."))
+    for key, label in (("pretrain", "Pretraining losses"), ("adapt", "Adaptation losses")):
+        if key in curve_figures:
+            blocks.append(Image(relative(curve_figures[key]), label))
+    return blocks
+
+
+def write_report(
+    blocks: list[Block], out: str | Path, title: str = REPORT_TITLE
+) -> tuple[Path, Path]:
+    """Write ``report.md`` and its twin ``report.html`` into ``out`` atomically."""
+    out = Path(out)
+    markdown = write_text_atomic(out / "report.md", render_markdown(title, blocks))
+    html_file = write_text_atomic(out / "report.html", render_html(title, blocks))
+    return markdown, html_file
+
+
+def build_report(
+    metrics_dir: str | Path,
+    pretrain_dir: str | Path | None,
+    adapt_dir: str | Path | None,
+    out: str | Path,
+    on_artifact: Callable[[Path], None] | None = None,
+) -> Path:
+    """Build the whole report; returns ``report.md``. ``on_artifact(path)`` is called for
+    every file written (figures, then the two documents), e.g. to attach them to a tracking run."""
+    out = Path(out)
+    evaluation = load_evaluation(metrics_dir)
+    figures_dir = out / FIGURES_DIR
+    scene_figures = {
+        scene_id: render_scene_figures(panel_file, figures_dir, scene_id)
+        for scene_id, panel_file in evaluation.panel_files.items()
+    }
+    curve_figures = render_training_curves(pretrain_dir, adapt_dir, figures_dir)
+    markdown, html_file = write_report(
+        report_blocks(evaluation, scene_figures, curve_figures, out), out
+    )
+    if on_artifact is not None:
+        for figures in scene_figures.values():
+            for path in figures.values():
+                on_artifact(path)
+        for path in curve_figures.values():
+            on_artifact(path)
+        on_artifact(markdown)
+        on_artifact(html_file)
+    return markdown
