@@ -1,0 +1,227 @@
+"""Original-scale training patches (PAN patch, matching MS patch, upsampled MS) from scene stores.
+
+Patches are read lazily: each sample reads only its windows from the stores' chunks. A sample is a
+pure function of (seed, index), so a run is reproducible with any number of DataLoader workers and
+a resumed run sees exactly the batches it would have seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from crossdiff_core.scene import Scene
+from crossdiff_core.train.scaling import to_model_range
+
+# MS pixels read around a patch before interp23tap, then cropped away. The toolbox's 23-tap
+# interpolation reaches about 5.5 MS pixels at ratio 2, 8.3 at ratio 4 and 9.6 at ratio 8, so its
+# circular borders never touch the patch with this margin.
+UPSAMPLE_MARGIN = 12
+MAX_DRAWS = 200
+
+
+@dataclass(frozen=True)
+class PatchBox:
+    """A patch position: scene index and the MS-grid origin (row, column) of the patch."""
+
+    scene: int
+    row: int
+    col: int
+
+
+def _read_window(array, rows: slice, cols: slice) -> np.ndarray:
+    """Materialise one window of a (lazy) DataArray without starting a thread pool."""
+    window = array[..., rows, cols].data
+    if hasattr(window, "compute"):
+        window = window.compute(scheduler="synchronous")
+    return np.asarray(window)
+
+
+class PatchDataset(Dataset):
+    """Random original-scale patches from one or many scenes.
+
+    ``scenes``: scene store paths (opened lazily in each worker) or ``Scene`` objects; they must
+    share the MS band count and ratio. ``pan_patch`` is the PAN patch edge P (a multiple of the
+    ratio r). Item ``index`` is a dict of float32 tensors in the model range
+    (``to_model_range(dn, scene.scale_max)``): ``pan`` (1, P, P), ``ms`` (B, P/r, P/r) and ``ms_up``
+    (B, P, P), the interp23tap upsampling of the MS. Patches touching nodata (the store's ``nodata``
+    value, or NaN) are skipped. ``hold_out=True`` reserves one patch of the first scene
+    (``held_out_box``) that training samples never overlap, for diagnostics.
+    """
+
+    def __init__(
+        self,
+        scenes: Sequence[str | Path | Scene],
+        pan_patch: int,
+        seed: int = 0,
+        length: int = 1_000_000,
+        hold_out: bool = False,
+    ) -> None:
+        if not scenes:
+            raise ValueError("PatchDataset needs at least one scene store")
+        self.pan_patch = int(pan_patch)
+        self.seed = int(seed)
+        self.length = int(length)
+        self._sources = list(scenes)
+        self._scenes: list[Scene] | None = None
+        shapes = [self._describe(scene) for scene in self._open()]
+        self.names = [name for name, *_ in shapes]
+        ratios = {ratio for _, ratio, _, _ in shapes}
+        band_counts = {bands for _, _, bands, _ in shapes}
+        if len(band_counts) > 1:
+            detail = ", ".join(f"{name}: {bands}" for name, _, bands, _ in shapes)
+            raise ValueError(
+                f"scenes of one run must have the same MS band count ({detail}); "
+                "train one run per band layout"
+            )
+        if len(ratios) > 1:
+            detail = ", ".join(f"{name}: {ratio}" for name, ratio, _, _ in shapes)
+            raise ValueError(f"scenes of one run must share the PAN/MS ratio ({detail})")
+        self.ratio = ratios.pop()
+        self.n_bands = band_counts.pop()
+        if self.pan_patch < self.ratio or self.pan_patch % self.ratio:
+            raise ValueError(
+                f"pan_patch must be a positive multiple of the ratio {self.ratio}, "
+                f"got {self.pan_patch}"
+            )
+        self.ms_patch = self.pan_patch // self.ratio
+        self.ms_shapes = [ms_shape for *_, ms_shape in shapes]
+        for name, (height, width) in zip(self.names, self.ms_shapes, strict=True):
+            if height < self.ms_patch or width < self.ms_patch:
+                raise ValueError(
+                    f"scene {name} (MS {height}x{width}, PAN {height * self.ratio}x"
+                    f"{width * self.ratio}) is smaller than one patch of {self.pan_patch} PAN "
+                    "pixels: lower pretrain.pan_patch or drop the scene"
+                )
+        # Draw scenes in proportion to how many patch positions they offer.
+        positions = np.array(
+            [(h - self.ms_patch + 1) * (w - self.ms_patch + 1) for h, w in self.ms_shapes], float
+        )
+        self._scene_weights = positions / positions.sum()
+        self.held_out_box = self._find_held_out_box() if hold_out else None
+
+    # Scenes are reopened in each worker process rather than pickled with their dask graphs.
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        if any(not isinstance(source, Scene) for source in self._sources):
+            state["_scenes"] = None
+        return state
+
+    def _open(self) -> list[Scene]:
+        if self._scenes is None:
+            from crossdiff_core.io.store import open_scene
+
+            self._scenes = [
+                source if isinstance(source, Scene) else open_scene(source)
+                for source in self._sources
+            ]
+        return self._scenes
+
+    @staticmethod
+    def _describe(scene: Scene) -> tuple[str, int, int, tuple[int, int]]:
+        ms_shape = (int(scene.ms.sizes["y"]), int(scene.ms.sizes["x"]))
+        pan_shape = (int(scene.pan.sizes["y"]), int(scene.pan.sizes["x"]))
+        if pan_shape != (ms_shape[0] * scene.ratio, ms_shape[1] * scene.ratio):
+            raise ValueError(
+                f"scene {scene.scene_id}: PAN {pan_shape} is not ratio {scene.ratio} x MS "
+                f"{ms_shape}; re-ingest it so the grids nest"
+            )
+        return scene.scene_id, scene.ratio, int(scene.ms.sizes["band"]), ms_shape
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _overlaps_held_out(self, box: PatchBox) -> bool:
+        held = self.held_out_box
+        if held is None or box.scene != held.scene:
+            return False
+        size = self.ms_patch
+        return abs(box.row - held.row) < size and abs(box.col - held.col) < size
+
+    def _find_held_out_box(self) -> PatchBox:
+        """The bottom-right-most nodata-free patch of the first scene, on a patch-size grid."""
+        height, width = self.ms_shapes[0]
+        size = self.ms_patch
+        for row in range(height - size, -1, -size):
+            for col in range(width - size, -1, -size):
+                box = PatchBox(0, row, col)
+                if self._read(box) is not None:
+                    return box
+        raise ValueError(f"scene {self.names[0]} has no patch free of nodata to hold aside")
+
+    def _read(self, box: PatchBox) -> dict[str, torch.Tensor] | None:
+        """The sample at ``box``, or None when it touches nodata."""
+        from crossdiff_core.degrade import interp23tap
+
+        scene = self._open()[box.scene]
+        ratio, size = self.ratio, self.ms_patch
+        pan_rows = slice(box.row * ratio, (box.row + size) * ratio)
+        pan_cols = slice(box.col * ratio, (box.col + size) * ratio)
+        pan = _read_window(scene.pan, pan_rows, pan_cols).astype(np.float64)
+        height, width = self.ms_shapes[box.scene]
+        top, left = max(box.row - UPSAMPLE_MARGIN, 0), max(box.col - UPSAMPLE_MARGIN, 0)
+        bottom = min(box.row + size + UPSAMPLE_MARGIN, height)
+        right = min(box.col + size + UPSAMPLE_MARGIN, width)
+        ms_window = _read_window(scene.ms, slice(top, bottom), slice(left, right))
+        ms_window = ms_window.astype(np.float64)
+        row0, col0 = box.row - top, box.col - left
+        ms = ms_window[:, row0:row0 + size, col0:col0 + size]
+        nodata = scene.attrs.get("nodata")
+        for image in (pan, ms):
+            if not np.all(np.isfinite(image)) or (nodata is not None and np.any(image == nodata)):
+                return None
+        # At scene edges, mirror the window so the upsampling sees a full margin on every side.
+        pad = (
+            (0, 0),
+            (UPSAMPLE_MARGIN - row0, UPSAMPLE_MARGIN - (ms_window.shape[1] - row0 - size)),
+            (UPSAMPLE_MARGIN - col0, UPSAMPLE_MARGIN - (ms_window.shape[2] - col0 - size)),
+        )
+        ms_window = np.pad(ms_window, pad, mode="symmetric")
+        offset = UPSAMPLE_MARGIN * ratio
+        ms_up = interp23tap(ms_window, ratio)[:, offset:offset + size * ratio,
+                                              offset:offset + size * ratio]
+        scale_max = scene.scale_max
+        return {
+            "pan": torch.from_numpy(to_model_range(pan, scale_max)[None].astype(np.float32)),
+            "ms": torch.from_numpy(to_model_range(ms, scale_max).astype(np.float32)),
+            "ms_up": torch.from_numpy(to_model_range(ms_up, scale_max).astype(np.float32)),
+        }
+
+    def box_for(self, index: int) -> tuple[PatchBox, dict[str, torch.Tensor]]:
+        """The position and sample of item ``index`` (draws until a nodata-free patch turns up)."""
+        rng = np.random.default_rng([self.seed, int(index)])
+        for _ in range(MAX_DRAWS):
+            scene = int(rng.choice(len(self.ms_shapes), p=self._scene_weights))
+            height, width = self.ms_shapes[scene]
+            box = PatchBox(
+                scene,
+                int(rng.integers(0, height - self.ms_patch + 1)),
+                int(rng.integers(0, width - self.ms_patch + 1)),
+            )
+            if self._overlaps_held_out(box):
+                continue
+            sample = self._read(box)
+            if sample is not None:
+                return box, sample
+        raise ValueError(
+            f"no patch free of nodata found in {MAX_DRAWS} draws (seed {self.seed}, index {index}) "
+            f"in scenes {self.names}: the scenes are mostly nodata; lower pretrain.pan_patch"
+        )
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        if not 0 <= index < self.length:
+            raise IndexError(f"index {index} outside [0, {self.length})")
+        return self.box_for(index)[1]
+
+    def held_out_sample(self) -> dict[str, torch.Tensor]:
+        """The held-aside patch (same layout as an item); needs ``hold_out=True``."""
+        if self.held_out_box is None:
+            raise ValueError("this PatchDataset was built without hold_out=True")
+        sample = self._read(self.held_out_box)
+        assert sample is not None  # chosen nodata-free in _find_held_out_box
+        return sample

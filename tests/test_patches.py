@@ -1,0 +1,97 @@
+"""Training patches: layout, determinism, workers, nodata, upsampling margin, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+from torch.utils.data import DataLoader
+
+from crossdiff_core.degrade import interp23tap
+from crossdiff_core.scene import Scene
+from crossdiff_core.sensors import get_sensor
+from crossdiff_core.synthetic import synthetic_pair, write_synthetic_store
+from crossdiff_core.train.patches import PatchDataset
+from crossdiff_core.train.scaling import to_model_range
+
+
+def _scene(sensor: str = "Landsat-8", ms_shape=(24, 24), seed: int = 0, nodata=None) -> Scene:
+    pan, ms = synthetic_pair(sensor, ms_shape, seed)
+    info = get_sensor(sensor)
+    attrs = {"sensor": info.name, "ratio": info.ratio, "scale_max": float(info.max_dn),
+             "scene_id": f"{sensor}-{seed}", "nodata": nodata}
+    return Scene(pan=xr.DataArray(pan, dims=("y", "x")),
+                 ms=xr.DataArray(ms, dims=("band", "y", "x"),
+                                 coords={"band": list(info.bands)}),
+                 attrs=attrs)
+
+
+def test_sample_layout_and_scaling():
+    scene = _scene()
+    dataset = PatchDataset([scene], pan_patch=16, seed=3)
+    box, sample = dataset.box_for(5)
+    assert sample["pan"].shape == (1, 16, 16) and sample["pan"].dtype == torch.float32
+    assert sample["ms"].shape == (4, 8, 8)
+    assert sample["ms_up"].shape == (4, 16, 16)
+    expected_pan = to_model_range(
+        scene.pan.values[box.row * 2:box.row * 2 + 16, box.col * 2:box.col * 2 + 16], 65535.0
+    )
+    np.testing.assert_allclose(sample["pan"][0].numpy(), expected_pan, atol=1e-6)
+
+
+def test_upsampled_patch_matches_whole_scene_upsampling_away_from_borders():
+    scene = _scene(ms_shape=(48, 48), seed=1)
+    dataset = PatchDataset([scene], pan_patch=16, seed=0)
+    whole = to_model_range(interp23tap(scene.ms.values.astype(np.float64), 2), 65535.0)
+    checked = 0
+    for index in range(30):
+        box, sample = dataset.box_for(index)
+        # Whole-scene interp23tap wraps around circularly near the scene's own borders.
+        if min(box.row, box.col) >= 12 and max(box.row, box.col) + 8 <= 48 - 12:
+            crop = whole[:, box.row * 2:box.row * 2 + 16, box.col * 2:box.col * 2 + 16]
+            np.testing.assert_allclose(sample["ms_up"].numpy(), crop, atol=1e-5)
+            checked += 1
+    assert checked >= 3
+
+
+def test_deterministic_given_seed_and_index_with_workers(tmp_path):
+    store = write_synthetic_store(tmp_path, "Landsat-8", ms_shape=(24, 32), seed=2)
+    dataset = PatchDataset([store], pan_patch=16, seed=7, length=8)
+    again = PatchDataset([store], pan_patch=16, seed=7, length=8)
+    other = PatchDataset([store], pan_patch=16, seed=8, length=8)
+    for key in ("pan", "ms", "ms_up"):
+        assert torch.equal(dataset[3][key], again[3][key])
+    assert not torch.equal(dataset[3]["pan"], other[3]["pan"])
+    serial = next(iter(DataLoader(dataset, batch_size=8, num_workers=0)))
+    parallel = next(iter(DataLoader(dataset, batch_size=8, num_workers=2)))
+    for key in ("pan", "ms", "ms_up"):
+        assert torch.equal(serial[key], parallel[key])
+
+
+def test_nodata_patches_are_skipped_and_held_out_tile_is_never_sampled():
+    scene = _scene(ms_shape=(32, 32), seed=4, nodata=0)
+    scene.pan.values[:32, :] = 0  # top quarter of the PAN is nodata
+    dataset = PatchDataset([scene], pan_patch=16, seed=0, hold_out=True)
+    held = dataset.held_out_box
+    assert held is not None
+    for index in range(40):
+        box, sample = dataset.box_for(index)
+        assert box.row * 2 >= 32
+        assert not (abs(box.row - held.row) < 8 and abs(box.col - held.col) < 8)
+        assert sample["pan"].min() > -1.0
+    assert dataset.held_out_sample()["pan"].shape == (1, 16, 16)
+
+
+def test_bad_inputs_raise_clear_errors():
+    with pytest.raises(ValueError, match="smaller than one patch of 64 PAN pixels"):
+        PatchDataset([_scene(ms_shape=(16, 40))], pan_patch=64)
+    with pytest.raises(ValueError, match="same MS band count"):
+        PatchDataset([_scene("QuickBird", (16, 16)), _scene("WorldView-3", (16, 16))],
+                     pan_patch=16)
+    with pytest.raises(ValueError, match="multiple of the ratio 2"):
+        PatchDataset([_scene()], pan_patch=15)
+    empty = _scene(ms_shape=(16, 16), nodata=0)
+    empty.pan.values[:] = 0
+    with pytest.raises(ValueError, match="no patch free of nodata"):
+        PatchDataset([empty], pan_patch=16)[0]
