@@ -31,7 +31,7 @@ from crossdiff_core.report.files import write_text_atomic
 from crossdiff_core.report.findings import goal_summary, scene_findings
 from crossdiff_core.report.panels_data import load_panel_arrays
 from crossdiff_core.report.pictures import render_error_maps, render_scene_panel
-from crossdiff_core.report.ranking import Metrics
+from crossdiff_core.report.ranking import HIGHER_IS_BETTER, LOWER_IS_BETTER, Metrics
 from crossdiff_core.report.tables import mean_rank_table, scene_tables
 from crossdiff_core.sensors import get_sensor
 
@@ -46,6 +46,7 @@ class Evaluation:
     metrics: dict[str, dict[str, dict[str, float]]]
     sensors: dict[str, str] = field(default_factory=dict)
     panel_files: dict[str, Path] = field(default_factory=dict)
+    ignored_indices: list[str] = field(default_factory=list)
 
 
 def _check_metrics(metrics: object, source: Path) -> dict[str, dict[str, dict[str, float]]]:
@@ -89,7 +90,18 @@ def load_evaluation(metrics_dir: str | Path) -> Evaluation:
         raise ValueError(
             f"{metrics_file} is not valid JSON ({error}): rerun the evaluate stage"
         ) from error
-    evaluation = Evaluation(metrics=_check_metrics(raw, metrics_file))
+    metrics = _check_metrics(raw, metrics_file)
+    # Indices the report does not know (extra diagnostics) are listed, not ranked: their direction
+    # of improvement is unknown.
+    known = HIGHER_IS_BETTER | LOWER_IS_BETTER
+    ignored = sorted(
+        {i for by_method in metrics.values() for s in by_method.values() for i in s} - known
+    )
+    metrics = {
+        scene: {m: {i: v for i, v in s.items() if i in known} for m, s in by_method.items()}
+        for scene, by_method in metrics.items()
+    }
+    evaluation = Evaluation(metrics=metrics, ignored_indices=ignored)
     long_file = metrics_dir / "metrics_long.csv"
     if long_file.is_file():
         with open(long_file, newline="", encoding="utf-8") as handle:
@@ -180,6 +192,16 @@ def report_blocks(
             "Bold marks the best value of each index in a table (↑ higher is better, "
             "↓ lower is better)."
         ),
+    ]
+    if evaluation.ignored_indices:
+        blocks.append(
+            Paragraph(
+                "Not shown (unknown direction of improvement): "
+                + ", ".join(evaluation.ignored_indices)
+                + "."
+            )
+        )
+    blocks += [
         Heading("Quality goal", 2),
         Paragraph(
             "Goal: CrossDiff has the highest HQNR at full resolution and the highest Q2n at "

@@ -1,0 +1,133 @@
+"""The report builds from a fake evaluate output: every scene x method x index in the Markdown, best
+values marked, images written and non-empty, HTML twin consistent, bad input refused clearly."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from crossdiff_core.report.build import build_report, load_evaluation
+from crossdiff_core.report.ranking import INDEX_LABELS, higher_is_better, mean_ranks
+from crossdiff_core.report.tables import format_value
+
+from .fake_evaluation import METHODS, SCENES, write_fake_evaluation, write_fake_losses
+
+
+@pytest.fixture(scope="module")
+def built_report(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    metrics_dir = write_fake_evaluation(root / "reports")
+    write_fake_losses(root / "pretrain", root / "adapt")
+    artifacts = []
+    markdown = build_report(
+        metrics_dir, root / "pretrain", root / "adapt", root / "out", on_artifact=artifacts.append
+    )
+    metrics = json.loads((metrics_dir / "metrics.json").read_text())
+    return markdown, metrics, artifacts
+
+
+def _table_rows(markdown: str, scene_id: str) -> dict[str, dict[str, str]]:
+    """method -> {header label: cell} over the scene's tables (cells keep their ** marks)."""
+    section = markdown.split(f"## Scene {scene_id}")[1].split("\n## ")[0]
+    rows: dict[str, dict[str, str]] = {}
+    header: list[str] = []
+    for line in section.splitlines():
+        if not line.startswith("|") or line.startswith("|---"):
+            header = [] if not line.startswith("|") else header
+            continue
+        cells = [c.strip() for c in line.strip("|").split(" | ")]
+        if cells[0] == "method":
+            header = cells
+            continue
+        rows.setdefault(cells[0], {}).update(dict(zip(header[1:], cells[1:], strict=True)))
+    return rows
+
+
+def test_every_scene_method_index_in_markdown(built_report):
+    markdown, metrics, _ = built_report
+    text = markdown.read_text()
+    for scene_id, by_method in metrics.items():
+        rows = _table_rows(text, scene_id)
+        assert set(rows) == set(METHODS)
+        for method, scores in by_method.items():
+            shown = {re.sub(r" [↑↓]$", "", k): v.strip("*") for k, v in rows[method].items()}
+            assert len(shown) == len(scores) == 15
+            assert sorted(shown.values()) == sorted(format_value(v) for v in scores.values())
+
+
+def test_best_value_marked_per_index(built_report):
+    markdown, metrics, _ = built_report
+    text = markdown.read_text()
+    index_of_label = {label: index for index, label in INDEX_LABELS.items()}
+    for scene_id, by_method in metrics.items():
+        rows = _table_rows(text, scene_id)
+        for label in next(iter(rows.values())):
+            index = index_of_label[label[:-2]]
+            raw = {m: by_method[m][index] for m in by_method}
+            pick = max if higher_is_better(index) else min
+            expected = {m for m, v in raw.items() if v == pick(raw.values())}
+            assert {m for m in rows if rows[m][label].startswith("**")} == expected, label
+
+
+def test_findings_state_where_crossdiff_is_not_best(built_report):
+    markdown, metrics, _ = built_report
+    text = markdown.read_text()
+    for scene_id, by_method in metrics.items():
+        for index, label in (("hqnr", "HQNR"), ("q2n", "Q2n")):
+            ours = by_method["crossdiff"][index]
+            others = [s[index] for m, s in by_method.items() if m != "crossdiff"]
+            best = all(ours > v for v in others)
+            assert higher_is_better(index)
+            expected = f"{scene_id}: crossdiff is {'best' if best else 'NOT best'} on {label}"
+            assert expected in text
+            ablation = by_method["crossdiff_random_encoders"][index]
+            verdict = "better than" if ours > ablation else "NOT better than"
+            assert (
+                f"{scene_id}: crossdiff is {verdict} the random-encoder ablation on {label}" in text
+            )
+
+
+def test_images_written_and_referenced(built_report):
+    markdown, _, artifacts = built_report
+    out = markdown.parent
+    text = markdown.read_text()
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    expected = {f"figures/{s}_{kind}.png" for s in SCENES for kind in ("panel", "errors")}
+    expected |= {"figures/pretrain_losses.png", "figures/adapt_losses.png"}
+    assert set(images) == expected
+    for image in images:
+        data = (out / image).read_bytes()
+        assert data.startswith(b"\x89PNG") and len(data) > 2000
+    html = (out / "report.html").read_text()
+    assert all(f'src="{image}"' in html for image in images)
+    assert {p.name for p in artifacts} == {p.split("/")[-1] for p in images} | {
+        "report.md",
+        "report.html",
+    }
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_mean_ranks_average_ties_and_scenes():
+    metrics = {
+        "s1": {"a": {"q2n": 0.9, "sam": 2.0}, "b": {"q2n": 0.8, "sam": 2.0}},
+        "s2": {"a": {"q2n": 0.7, "sam": 1.0}, "b": {"q2n": 0.8, "sam": 3.0}},
+    }
+    ranks = mean_ranks(metrics)
+    assert ranks["a"]["q2n"] == 1.5 and ranks["b"]["q2n"] == 1.5
+    assert ranks["a"]["sam"] == (1.5 + 1) / 2 and ranks["b"]["sam"] == (1.5 + 2) / 2
+    assert ranks["a"]["all"] == np.mean([1, 1.5, 2, 1])
+
+
+def test_missing_or_bad_metrics_refused(tmp_path):
+    with pytest.raises(FileNotFoundError, match="run the evaluate stage"):
+        load_evaluation(tmp_path)
+    (tmp_path / "metrics.json").write_text(json.dumps({"s": {"exp": {"q2n": "high"}}}))
+    with pytest.raises(ValueError, match="s/exp/q2n"):
+        load_evaluation(tmp_path)
+    (tmp_path / "metrics.json").write_text(json.dumps({"s": {"exp": {"q2n": 0.9, "seconds": 3}}}))
+    text = build_report(tmp_path, None, None, tmp_path / "out").read_text()
+    assert "Not shown (unknown direction of improvement): seconds." in text
+    assert "0.9000" in text and "No panel arrays for s" in text
