@@ -1,0 +1,53 @@
+"""Training checkpoints: written atomically, refused when they come from another configuration."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+def save_checkpoint(path: str | Path, state: dict) -> Path:
+    """Write ``state`` with torch.save to a temporary sibling, then rename it over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(state, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Read a checkpoint written by ``save_checkpoint`` onto the CPU."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} not found")
+    # RNG states and optimizer state are plain tensors and Python containers.
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def check_same_configuration(path: str | Path, saved: dict, current: dict) -> None:
+    """Raise ValueError naming every key whose value differs between two run fingerprints."""
+    keys = sorted(set(saved) | set(current))
+    differences = [
+        f"{key}: checkpoint {saved.get(key)!r} vs now {current.get(key)!r}"
+        for key in keys
+        if saved.get(key) != current.get(key)
+    ]
+    if differences:
+        raise ValueError(
+            f"checkpoint {path} comes from another configuration ({'; '.join(differences)}): "
+            "restore those settings, or choose a new output folder (or delete the checkpoint) "
+            "to start afresh"
+        )

@@ -1,0 +1,95 @@
+"""Pretraining configuration: one dataclass per branch, built from the `pretrain` params section."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+BRANCHES = ("p2m", "m2p")
+
+# Settings that change what a run computes; a checkpoint is only resumed when they all match.
+# (steps, checkpoint_every, num_workers, device, out, scenes and the diagnostics may change.)
+RESUME_KEYS = (
+    "branch", "seed", "pan_patch", "batch_size", "lr", "weight_decay", "grad_clip", "ema_decay",
+    "channels", "schedule", "timesteps", "cond_drop_prob",
+)
+
+
+@dataclass
+class PretrainConfig:
+    """Every setting of one branch's pretraining run (see the ``pretrain`` section of params.yaml).
+
+    P2M diffuses the upsampled MS conditioned on the PAN; M2P diffuses the PAN conditioned on the
+    upsampled MS. ``batch_size`` is the global batch: under DDP each of the N processes takes
+    ``batch_size / N`` samples of it.
+    """
+
+    branch: str
+    scenes: list[str] = field(default_factory=lambda: ["data/zarr"])
+    out: str = "data/models/pretrain"
+    seed: int = 0
+    device: str = "auto"
+    pan_patch: int = 64
+    batch_size: int = 8
+    steps: int = 300
+    lr: float = 3.0e-4
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    ema_decay: float = 0.0
+    checkpoint_every: int = 100
+    num_workers: int = 0
+    channels: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
+    schedule: str = "cosine"
+    timesteps: int = 1000
+    cond_drop_prob: float = 0.1
+    sample_steps: int = 20
+    guidance_scale: float = 0.0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.branch not in BRANCHES:
+            raise ValueError(f"branch must be one of {BRANCHES}, got {self.branch!r}")
+        if isinstance(self.scenes, str):
+            self.scenes = [self.scenes]
+        self.scenes = [str(scene) for scene in self.scenes]
+        self.channels = [int(c) for c in self.channels]
+        positive = ("pan_patch", "batch_size", "steps", "checkpoint_every", "timesteps",
+                    "sample_steps")
+        for name in positive:
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"pretrain.{name} must be >= 1, got {getattr(self, name)!r}")
+        if self.lr <= 0 or self.weight_decay < 0 or self.grad_clip < 0:
+            raise ValueError("pretrain.lr must be > 0, weight_decay and grad_clip >= 0")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"pretrain.ema_decay must lie in [0, 1), got {self.ema_decay}")
+        if not 0 <= self.cond_drop_prob < 1:
+            raise ValueError(
+                f"pretrain.cond_drop_prob must lie in [0, 1), got {self.cond_drop_prob}"
+            )
+        multiple = 2 ** (len(self.channels) - 1)
+        if self.pan_patch % multiple:
+            raise ValueError(
+                f"pretrain.pan_patch {self.pan_patch} must be divisible by {multiple} for "
+                f"{len(self.channels)} UNet levels"
+            )
+
+    def fingerprint(self) -> dict:
+        """The settings a resumed run must share with its checkpoint."""
+        values = asdict(self)
+        return {key: values[key] for key in RESUME_KEYS}
+
+    @classmethod
+    def from_params(cls, section: dict, branch: str, **overrides) -> PretrainConfig:
+        """Shared keys of the ``pretrain`` section, then ``section[branch]``, then ``overrides``."""
+        known = {f.name for f in fields(cls)} - {"branch"}
+        shared = {key: value for key, value in section.items() if key not in BRANCHES}
+        branch_values = section.get(branch) or {}
+        for origin, values in (("pretrain", shared), (f"pretrain.{branch}", branch_values),
+                               ("overrides", overrides)):
+            unknown = sorted(set(values) - known)
+            if unknown:
+                raise ValueError(
+                    f"unknown keys in {origin}: {unknown}; known keys are {sorted(known)}"
+                )
+        merged = {**shared, **branch_values,
+                  **{key: value for key, value in overrides.items() if value is not None}}
+        return cls(branch=branch, **merged)
