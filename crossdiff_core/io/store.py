@@ -21,7 +21,7 @@ import os
 import shutil
 import uuid
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import dask
@@ -100,6 +100,8 @@ def write_scene_store(
     chunk_size: int = 1024,
     overwrite: bool = False,
     progress: bool = False,
+    checks: dict | None = None,
+    finalize: Callable[[dict], dict] | None = None,
 ) -> Path:
     """Write one nested PAN/MS pair as ``<out_dir>/<sensor>/<scene_id>.zarr`` and return its path.
 
@@ -107,6 +109,10 @@ def write_scene_store(
     dask-backed (dask arrays are written chunk by chunk on the current dask scheduler, see
     ``crossdiff_core.io.scheduler.use_scheduler``). ``attrs`` must hold sensor, ratio, scene_id,
     bit_depth and scale_max. An existing store is replaced only with ``overwrite``.
+
+    ``checks`` maps names to lazy (dask) values computed in the same pass as the write, so source
+    chunks are read once; ``finalize(results)`` then sees them before the store is moved into
+    place: it may raise (the partial store is removed) or return attributes to add.
     """
     missing = [key for key in _REQUIRED_ATTRS if key not in attrs]
     if missing:
@@ -136,13 +142,20 @@ def write_scene_store(
                             consolidated=False, compute=False)
             for group, dataset in (("pan", pan_ds), ("ms", ms_ds))
         ]
+        check_names = list(checks or {})
+        lazy = [*writes, *(checks or {}).values()]
         if progress:
             from crossdiff_core.io.progress import TqdmCallback
 
             with TqdmCallback(desc=f"writing {target.name}"):
-                dask.compute(*writes)
+                computed = dask.compute(*lazy)
         else:
-            dask.compute(*writes)
+            computed = dask.compute(*lazy)
+        if finalize is not None:
+            results = dict(zip(check_names, computed[len(writes):], strict=True))
+            added = finalize(results) or {}
+            if added:
+                zarr.open_group(str(temporary), mode="r+").attrs.update(_plain(added))
         with warnings.catch_warnings():
             # Consolidated metadata lets xarray open a group without a fallback warning; zarr flags
             # it as outside the v3 spec, which is fine for stores this project reads itself.

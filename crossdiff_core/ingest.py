@@ -1,0 +1,322 @@
+"""Turn one source (Landsat bundle, PAN + MS GeoTIFF pair, PanCollection .h5, GRIP .mat) into
+Zarr scene stores: detect the format, read lazily, align to the nesting invariant, validate and
+write chunk by chunk.
+
+Sources are matched by sha256: ingesting the same source again is a no-op unless ``force``.
+Content checks (all-nodata or constant rasters, NaN) run in the same dask pass as the write, on a
+hidden temporary store that is deleted if they fail, so bad input never leaves a store behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from crossdiff_core.io.align import align_pair, check_nested_shapes
+from crossdiff_core.io.archive import ExtractedArchive, archive_kind
+from crossdiff_core.io.errors import (
+    AlignmentError,
+    InvalidContentError,
+    UnknownFormatError,
+    UnknownSensorError,
+)
+from crossdiff_core.io.geotiff import RASTER_SUFFIXES, find_pair, read_pair
+from crossdiff_core.io.landsat import find_mtl, read_landsat
+from crossdiff_core.io.matfile import read_mat
+from crossdiff_core.io.pancollection import read_pancollection
+from crossdiff_core.io.raw import RawPair
+from crossdiff_core.io.scheduler import check_scheduler, use_scheduler
+from crossdiff_core.io.store import (
+    find_scene_stores,
+    read_store_attrs,
+    scene_attributes,
+    store_path,
+    write_scene_store,
+)
+from crossdiff_core.sensors import FALLBACK_MS_GAIN, Sensor, get_sensor
+
+Source = str | Path | Sequence[str | Path]
+HDF5_SUFFIXES = (".h5", ".hdf5", ".he5")
+MAT_SUFFIXES = (".mat",)
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """``store``: the scene store written (or found); ``skipped``: True when the source had been
+    ingested before. PanCollection files give one store per sample: all are in ``stores``."""
+
+    store: Path
+    skipped: bool
+    scene_id: str
+    sensor: str
+    stores: tuple[Path, ...] = ()
+
+
+def source_sha256(source: Source) -> str:
+    """sha256 of a file; of a folder, over its sorted relative file names and contents; of a
+    PAN + MS pair, over both files in that order."""
+    digest = hashlib.sha256()
+    for path, name in _hash_members(source):
+        digest.update(name.encode())
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 22), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _hash_members(source: Source) -> list[tuple[Path, str]]:
+    if isinstance(source, str | Path):
+        path = Path(source)
+        if path.is_dir():
+            return [(p, p.relative_to(path).as_posix())
+                    for p in sorted(path.rglob("*")) if p.is_file()]
+        return [(path, "")]
+    return [(Path(p), str(i)) for i, p in enumerate(source)]
+
+
+def _label(source: Source) -> Path:
+    if isinstance(source, str | Path):
+        return Path(source)
+    return Path(" + ".join(str(p) for p in source))
+
+
+def _check_exists(source: Source) -> None:
+    paths = [source] if isinstance(source, str | Path) else list(source)
+    for path in paths:
+        if not Path(path).exists():
+            raise FileNotFoundError(f"{path}: no such file or folder")
+
+
+def _pair_scene_id(pan: Path, ms: Path) -> str:
+    """The stems' common prefix (``scene_P`` + ``scene_MS`` -> ``scene``) or the PAN's folder."""
+    prefix = os.path.commonprefix([pan.stem, ms.stem]).rstrip("_-. ")
+    return prefix if len(prefix) >= 3 else pan.resolve().parent.name
+
+
+def _strip_suffixes(path: Path) -> str:
+    name = path.name
+    for suffix in (".tar.gz", ".tgz", ".tar", ".zip"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem if path.is_file() else name
+
+
+@contextlib.contextmanager
+def _open_source(source: Source, sensor: str | None,
+                 landsat_bands: dict | None) -> Iterator[list[RawPair]]:
+    """Detect the format of ``source`` and yield its RawPairs (temporary files live until exit)."""
+    label = _label(source)
+    if not isinstance(source, str | Path):
+        paths = [Path(p) for p in source]
+        if len(paths) != 2 or any(p.suffix.lower() not in RASTER_SUFFIXES for p in paths):
+            raise UnknownFormatError(f"{label}: a pair source is exactly two GeoTIFFs (PAN, MS)")
+        yield [read_pair(paths[0], paths[1], label, _pair_scene_id(*paths), sensor)]
+        return
+    path = Path(source)
+    kind = archive_kind(path) if path.is_file() else None
+    if path.is_dir() or kind is not None:
+        context = ExtractedArchive(path) if kind else contextlib.nullcontext(path)
+        with context as folder:
+            yield [_read_folder(folder, label, _strip_suffixes(path), sensor, landsat_bands)]
+        return
+    suffix = path.suffix.lower()
+    if suffix in MAT_SUFFIXES:
+        yield [read_mat(path, sensor)]
+    elif suffix in HDF5_SUFFIXES:
+        yield list(read_pancollection(path, sensor))
+    elif suffix in RASTER_SUFFIXES:
+        raise UnknownFormatError(
+            f"{path}: a single GeoTIFF is not a scene: give the PAN and the MS GeoTIFF together"
+        )
+    else:
+        raise UnknownFormatError(
+            f"{path}: not a known format (Landsat .tar/.tar.gz/folder, PAN + MS GeoTIFFs in a "
+            "folder or .zip, PanCollection .h5, GRIP .mat)"
+        )
+
+
+def _read_folder(folder: Path, label: Path, name: str, sensor: str | None,
+                 landsat_bands: dict | None) -> RawPair:
+    if find_mtl(folder) is not None:
+        return read_landsat(folder, label, sensor, **(landsat_bands or {}))
+    pair = find_pair(folder, label)
+    return read_pair(pair.pan, pair.ms, label, name, sensor)
+
+
+def _resolve_sensor(raw: RawPair, sensor: str | None, label: Path) -> Sensor:
+    name = sensor or raw.sensor_name
+    if name is None:
+        raise UnknownSensorError(
+            f"{label}: the sensor cannot be detected; pass --sensor (e.g. WV3, QB, IKONOS, or "
+            "'generic' for any other)"
+        )
+    n_bands = raw.ms.sizes["band"]
+    ratio = raw.ratio
+    if ratio is None and name.strip().lower() == "generic":
+        ms_t, pan_t = raw.ms.rio.transform(), raw.pan.rio.transform()
+        ratio = round(ms_t.a / pan_t.a)
+    try:
+        if raw.band_names is not None:
+            resolved = get_sensor(name, ratio=ratio)
+            if tuple(raw.band_names) != resolved.bands:
+                gains = dict(zip(resolved.bands, resolved.mtf_gains_ms, strict=True))
+                resolved = replace(
+                    resolved, bands=tuple(raw.band_names),
+                    mtf_gains_ms=tuple(gains.get(b, FALLBACK_MS_GAIN) for b in raw.band_names),
+                    mtf_is_public=resolved.mtf_is_public and set(raw.band_names) <= set(gains),
+                )
+            return resolved
+        return get_sensor(name, ratio=ratio, n_bands=n_bands)
+    except ValueError as error:
+        if "unknown sensor" in str(error):
+            raise UnknownSensorError(f"{label}: {error}") from error
+        raise InvalidContentError(f"{label}: {error}") from error
+
+
+def _content_checks(pan: xr.DataArray, ms: xr.DataArray, nodata: float | None) -> dict:
+    """Lazy statistics computed in the same pass as the write."""
+    checks = {
+        "pan_min": pan.data.min(), "pan_max": pan.data.max(),
+        "ms_min": ms.data.min(axis=(1, 2)), "ms_max": ms.data.max(axis=(1, 2)),
+    }
+    if nodata is not None:
+        checks["pan_nodata"] = (pan.data == nodata).sum()
+        checks["ms_nodata"] = (ms.data == nodata).sum()
+    if np.issubdtype(pan.dtype, np.floating) or np.issubdtype(ms.dtype, np.floating):
+        checks["nan"] = da.isnan(pan.data).sum() + da.isnan(ms.data).sum()
+    return checks
+
+
+def _validator(label: Path, pan: xr.DataArray, ms: xr.DataArray, bands: Sequence[str],
+               is_float: bool):
+    def finalize(results: dict) -> dict:
+        if results.get("nan", 0):
+            raise InvalidContentError(
+                f"{label}: {int(results['nan'])} pixels are NaN; give the file a nodata value "
+                "or fill them before ingesting"
+            )
+        for name, array in (("PAN", pan), ("MS", ms)):
+            key = f"{name.lower()}_nodata"
+            if key in results and int(results[key]) == array.size:
+                raise InvalidContentError(f"{label}: the {name} is entirely nodata")
+        if results["pan_min"] == results["pan_max"]:
+            raise InvalidContentError(
+                f"{label}: the PAN is constant (every pixel is {results['pan_min']})"
+            )
+        for band, low, high in zip(bands, results["ms_min"], results["ms_max"], strict=True):
+            if low == high:
+                raise InvalidContentError(
+                    f"{label}: MS band {band!r} is constant (every pixel is {low})"
+                )
+        if is_float:
+            return {"scale_max": float(max(results["pan_max"], np.max(results["ms_max"])))}
+        return {}
+
+    return finalize
+
+
+def find_ingested(out_dir: str | Path, digest: str) -> list[Path]:
+    """Stores under ``out_dir`` whose ``source_sha256`` is ``digest``."""
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        return []
+    try:
+        stores = find_scene_stores(out_dir)
+    except ValueError:
+        return []
+    return [s for s in stores if read_store_attrs(s).get("source_sha256") == digest]
+
+
+def ingest_source(
+    source: Source,
+    out_dir: str | Path,
+    sensor: str | None = None,
+    chunk_size: int = 1024,
+    scheduler: str = "threads",
+    force: bool = False,
+    progress: bool = False,
+    landsat_bands: dict | None = None,
+) -> IngestResult:
+    """Ingest ``source`` (a path, or a (PAN, MS) pair of GeoTIFF paths) into ``out_dir``.
+
+    ``sensor`` overrides detection (required when the source does not say); ``chunk_size`` is the
+    PAN chunk edge (a multiple of the ratio); ``scheduler`` is threads, processes or a
+    dask.distributed address; ``landsat_bands`` may set ``pan_band``/``ms_bands`` for Landsat.
+    Raises an ``IngestError`` subclass (naming the file) for bad input; leaves no store then.
+    """
+    check_scheduler(scheduler)
+    _check_exists(source)
+    label = _label(source)
+    digest = source_sha256(source)
+    if not force:
+        existing = find_ingested(out_dir, digest)
+        if existing:
+            attrs = read_store_attrs(existing[0])
+            return IngestResult(existing[0], True, str(attrs["scene_id"]), str(attrs["sensor"]),
+                                tuple(existing))
+    written: list[Path] = []
+    with _open_source(source, sensor, landsat_bands) as raws:
+        for raw in raws:
+            written.append(_ingest_pair(raw, label, digest, out_dir, sensor, chunk_size,
+                                        scheduler, force, progress))
+    first = read_store_attrs(written[0])
+    return IngestResult(written[0], False, str(first["scene_id"]), str(first["sensor"]),
+                        tuple(written))
+
+
+def _ingest_pair(raw: RawPair, label: Path, digest: str, out_dir: str | Path,
+                 sensor_override: str | None, chunk_size: int, scheduler: str, force: bool,
+                 progress: bool) -> Path:
+    sensor = _resolve_sensor(raw, sensor_override, label)
+    if raw.ratio is not None and raw.ratio != sensor.ratio:
+        raise InvalidContentError(
+            f"{label}: the file says ratio {raw.ratio} but sensor {sensor.name} has "
+            f"{sensor.ratio}"
+        )
+    if raw.georeferenced:
+        pan, ms, alignment = align_pair(raw.pan, raw.ms, sensor.ratio, raw.half_pixel_ok, label)
+        crs = pan.rio.crs.to_wkt()
+    else:
+        alignment = check_nested_shapes(raw.pan, raw.ms, sensor.ratio, label)
+        pan, ms, crs = raw.pan, raw.ms, None
+    if chunk_size < sensor.ratio or chunk_size % sensor.ratio:
+        raise ValueError(
+            f"chunk_size {chunk_size} must be a positive multiple of the ratio {sensor.ratio}"
+        )
+    if pan.dtype != ms.dtype and not (pan.dtype.kind == ms.dtype.kind == "u"):
+        raise InvalidContentError(f"{label}: PAN is {pan.dtype} but MS is {ms.dtype}")
+    is_float = np.issubdtype(pan.dtype, np.floating)
+    ms = ms.assign_coords(band=list(sensor.bands))
+    ms_chunk = chunk_size // sensor.ratio
+    pan = pan.chunk({"y": chunk_size, "x": chunk_size})
+    ms = ms.chunk({"band": -1, "y": ms_chunk, "x": ms_chunk})
+    bit_depth = raw.bit_depth or sensor.bit_depth
+    attrs = scene_attributes(
+        sensor, scene_id=raw.scene_id, scale_max=float(2**bit_depth - 1), nodata=raw.nodata,
+        crs=crs, source_name=label.name, source_sha256=digest, alignment=alignment,
+        bit_depth=bit_depth,
+        extra={"dtype": str(pan.dtype), **raw.extra_attrs},
+    )
+    target = store_path(out_dir, sensor.name, raw.scene_id)
+    if target.exists() and not force:
+        raise FileExistsError(
+            f"{label}: a different source already made {target}; pass --force to replace it"
+        )
+    with use_scheduler(scheduler) as distributed:
+        return write_scene_store(
+            pan, ms, attrs, out_dir, chunk_size=chunk_size, overwrite=force,
+            progress=progress and not distributed,
+            checks=_content_checks(pan, ms, raw.nodata),
+            finalize=_validator(label, pan, ms, sensor.bands, is_float),
+        )
+
+
+__all__ = ["IngestResult", "ingest_source", "source_sha256", "find_ingested", "AlignmentError"]
