@@ -1,0 +1,42 @@
+"""Prefect tasks of the report stage: one I/O step each over crossdiff_core.report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from crossdiff_core.report import build
+
+
+@task(name="load-evaluation", cache_policy=NO_CACHE)
+def load_evaluation(metrics_dir: Path) -> build.Evaluation:
+    """Read metrics.json, metrics_long.csv and the panel file list of the evaluate stage."""
+    return build.load_evaluation(metrics_dir)
+
+
+@task(name="render-scene-figures", cache_policy=NO_CACHE)
+def render_scene_figures(panel_file: Path, figures_dir: Path, scene_id: str) -> dict[str, Path]:
+    """Draw one scene's picture panel and reduced-resolution error maps."""
+    return build.render_scene_figures(panel_file, figures_dir, scene_id)
+
+
+@task(name="render-training-curves", cache_policy=NO_CACHE)
+def render_training_curves(
+    pretrain_dir: Path | None, adapt_dir: Path | None, figures_dir: Path
+) -> dict[str, Path]:
+    """Draw the pretraining and adaptation loss curves that exist."""
+    return build.render_training_curves(pretrain_dir, adapt_dir, figures_dir)
+
+
+@task(name="write-report", cache_policy=NO_CACHE)
+def write_report(
+    evaluation: build.Evaluation,
+    scene_figures: dict[str, dict[str, Path]],
+    curve_figures: dict[str, Path],
+    out: Path,
+) -> tuple[Path, Path]:
+    """Write report.md and report.html."""
+    blocks = build.report_blocks(evaluation, scene_figures, curve_figures, out)
+    return build.write_report(blocks, out)
