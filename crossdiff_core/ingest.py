@@ -59,6 +59,11 @@ class IngestResult:
     sensor: str
     stores: tuple[Path, ...] = ()
 
+    @property
+    def path(self) -> Path:
+        """Alias of ``store``."""
+        return self.store
+
 
 def source_sha256(source: Source) -> str:
     """sha256 of a file; of a folder, over its sorted relative file names and contents; of a
