@@ -119,7 +119,11 @@ def transfer_gaps(scores: Sequence[CrossSensorScore], index: str) -> list[str]:
 def render_heat_map(scores: Sequence[CrossSensorScore], path: str | Path) -> Path:
     """One annotated heat map per index (rows: encoder sensor, columns: target), diagonal boxed."""
     figure, axes = plt.subplots(
-        1, len(MATRIX_INDICES), squeeze=False, figsize=(4.2 * len(MATRIX_INDICES), 3.6)
+        1,
+        len(MATRIX_INDICES),
+        squeeze=False,
+        figsize=(4.8 * len(MATRIX_INDICES), 3.8),
+        layout="constrained",
     )
     for axis, index in zip(axes.flat, MATRIX_INDICES, strict=True):
         rows, columns, matrix = cross_sensor_matrix(scores, index)
@@ -132,7 +136,7 @@ def render_heat_map(scores: Sequence[CrossSensorScore], path: str | Path) -> Pat
             for c in range(len(columns)):
                 value = matrix[r, c]
                 text = f"{value:.3f}" if math.isfinite(value) else "n/a"
-                shade = (value - low) / (high - low) if math.isfinite(value) else 0.0
+                shade = (value - low) / (high - low) if math.isfinite(value) else 1.0
                 axis.text(
                     c,
                     r,
@@ -151,7 +155,8 @@ def render_heat_map(scores: Sequence[CrossSensorScore], path: str | Path) -> Pat
         axis.set_xticks(range(len(columns)), columns, rotation=30, ha="right")
         axis.set_yticks(range(len(rows)), rows)
         axis.set_xlabel("adapted to and evaluated on")
-        axis.set_ylabel("encoders pretrained on")
+        if axis is axes.flat[0]:
+            axis.set_ylabel("encoders pretrained on")
         axis.set_title(INDEX_LABELS[index], fontsize=10)
         figure.colorbar(image, ax=axis, shrink=0.8)
     figure.suptitle("Cross-sensor generalisation (red box: within-sensor)", fontsize=10)
