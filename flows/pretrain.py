@@ -1,0 +1,80 @@
+"""Pretrain stage: P2M (PAN -> MS) and M2P (MS -> PAN) diffusion models on original-scale patches.
+
+``python -m flows.pretrain`` reads the ``pretrain`` section of params.yaml (DVC stage ``pretrain``)
+and writes ``<out>/p2m/`` and ``<out>/m2p/``.
+
+Multi-GPU / multi-process (DDP): launch the same module under torchrun, e.g.
+``torchrun --standalone --nproc_per_node 4 -m flows.pretrain``. Every process then trains the
+branches one after the other (DDP needs all processes in the same collective), each taking
+``batch_size / nproc`` samples of the global batch (gloo on CPU, nccl on GPUs); rank 0 writes
+the files. That path calls the training function directly, without a Prefect run per process.
+Without torchrun the flow submits the two branches as two tasks, so a Dask task runner (or any
+concurrent runner) can train them at once, e.g. one per GPU of a Dask cluster.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from prefect import flow, get_run_logger
+
+from crossdiff_core.train.config import BRANCHES, PretrainConfig
+from crossdiff_core.train.pretrain import train_branch
+from flows.params import load_params
+from tasks.pretrain import pretrain_branch_task
+
+
+def branch_configs(scenes: list[str], out: str, settings: dict | None = None,
+                   branches: list[str] | tuple[str, ...] = BRANCHES) -> list[PretrainConfig]:
+    """One config per branch from ``settings`` (keys of the ``pretrain`` section, including the
+    per-branch ``p2m``/``m2p`` overrides) with ``scenes`` and ``out`` taking precedence."""
+    settings = {k: v for k, v in (settings or {}).items() if k not in ("scenes", "out")}
+    return [PretrainConfig.from_params(settings, branch, scenes=list(scenes), out=out)
+            for branch in branches]
+
+
+def _prefixed(branch: str, on_step: Callable[[int, dict], None] | None):
+    if on_step is None:
+        return None
+    return lambda step, metrics: on_step(step, {f"{branch}_{k}": v for k, v in metrics.items()})
+
+
+@flow(name="pretrain")
+def pretrain_flow(
+    scenes: list[str],
+    out: str,
+    settings: dict | None = None,
+    branches: tuple[str, ...] = BRANCHES,
+    on_step: Callable[[int, dict], None] | None = None,
+) -> dict[str, dict]:
+    """Train the requested branches as concurrent task submissions; returns per-branch summaries
+    (folder, steps, final_loss, diagnostics). ``on_step(step, metrics)`` gets each branch's
+    metrics with keys prefixed ``p2m_``/``m2p_``."""
+    logger = get_run_logger()
+    configs = branch_configs(scenes, out, settings, tuple(branches))
+    futures = [pretrain_branch_task.submit(config, _prefixed(config.branch, on_step))
+               for config in configs]
+    summaries = {}
+    for config, future in zip(configs, futures, strict=True):
+        summary = future.result()
+        logger.info("%s: %d steps, final loss %.4f, held-out RMSE %.4f -> %s", config.branch,
+                    summary["steps"], summary["final_loss"], summary["diagnostics"]["rmse"],
+                    summary["folder"])
+        summaries[config.branch] = summary
+    return summaries
+
+
+def main() -> None:
+    params = load_params("pretrain")
+    scenes = [str(s) for s in params.get("scenes", ["data/zarr"])]
+    out = str(params.get("out", "data/models/pretrain"))
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        for config in branch_configs(scenes, out, params):
+            train_branch(config)
+        return
+    pretrain_flow(scenes=scenes, out=out, settings=params)
+
+
+if __name__ == "__main__":
+    main()
