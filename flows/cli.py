@@ -18,7 +18,7 @@ app = typer.Typer(
 
 
 # Each module in flows/commands defines ``register(app)`` adding its sub-command(s).
-COMMAND_MODULES: tuple[str, ...] = ("serve", "report", "ingest")
+COMMAND_MODULES: tuple[str, ...] = ("serve", "report", "ingest", "pretrain")
 
 
 def _register_commands() -> None:
