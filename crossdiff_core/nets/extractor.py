@@ -1,0 +1,413 @@
+"""The frozen feature extractor: the P2M and M2P encoders, fixed once and for all.
+
+Two choices make its features independent of how a scene is tiled:
+- GroupNorm statistics are frozen. A pretrained UNet normalises every GroupNorm over the image
+  it sees, so its features change with the tile. Here each GroupNorm is replaced by a fixed affine
+  map whose per-group mean and variance are averaged over calibration patches (what a patch of the
+  pretraining size typically has), which turns the encoders into purely local operators.
+- Noise at ``t_feature`` is either absent (the mean of q(x_t | x_0), the default: DESIGN.md
+  measured it as good as noisy features) or drawn from a hash of the global pixel coordinates.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from crossdiff_core.diffusion import make_schedule
+from crossdiff_core.nets.unet import ConditionalUNet, load_unet, read_unet_config
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "weights.pt"
+_FORMAT = "crossdiff-extractor"
+_MASK32 = 0xFFFFFFFF
+
+
+class FixedGroupNorm(nn.Module):
+    """GroupNorm with frozen per-group statistics: (N, C, H, W) -> (N, C, H, W).
+
+    ``group_mean``/``group_var`` (G,) come from ``FrozenExtractor.calibrate``; ``weight``/``bias``
+    are the pretrained affine parameters of the GroupNorm it replaces.
+    """
+
+    def __init__(self, norm: nn.GroupNorm) -> None:
+        super().__init__()
+        self.num_groups = norm.num_groups
+        self.num_channels = norm.num_channels
+        self.eps = norm.eps
+        self.weight = nn.Parameter(norm.weight.detach().clone())
+        self.bias = nn.Parameter(norm.bias.detach().clone())
+        self.register_buffer("group_mean", torch.zeros(norm.num_groups))
+        self.register_buffer("group_var", torch.ones(norm.num_groups))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        per_channel = self.num_channels // self.num_groups
+        mean = self.group_mean.repeat_interleave(per_channel)
+        std = torch.sqrt(self.group_var.repeat_interleave(per_channel) + self.eps)
+        scale = (self.weight / std).to(x.dtype)
+        shift = (self.bias - mean * self.weight / std).to(x.dtype)
+        return x * scale[None, :, None, None] + shift[None, :, None, None]
+
+
+def _freeze_group_norms(module: nn.Module) -> None:
+    for name, child in module.named_children():
+        if isinstance(child, nn.GroupNorm):
+            setattr(module, name, FixedGroupNorm(child))
+        else:
+            _freeze_group_norms(child)
+
+
+def _hash32(values: torch.Tensor) -> torch.Tensor:
+    """A 32-bit integer mixer on int64 tensors holding values in [0, 2**32)."""
+    values = values ^ (values >> 16)
+    values = (values * 0x7FEB352D) & _MASK32
+    values = values ^ (values >> 15)
+    values = (values * 0x846CA68B) & _MASK32
+    return values ^ (values >> 16)
+
+
+def coordinate_noise(
+    channels: int,
+    height: int,
+    width: int,
+    origin: tuple[int, int],
+    seed: int,
+    channel_offset: int = 0,
+) -> torch.Tensor:
+    """Standard normal noise (channels, height, width) that depends only on global coordinates.
+
+    Pixel (c, y, x) of a tile whose top-left pixel sits at ``origin`` (global PAN row, column)
+    always gets the same value, whatever the tiling: noisy features stay deterministic.
+    """
+    rows = torch.arange(height, dtype=torch.int64) + origin[0] + 2**20
+    cols = torch.arange(width, dtype=torch.int64) + origin[1] + 2**20
+    chans = torch.arange(channels, dtype=torch.int64) + channel_offset
+    key = (
+        chans[:, None, None] * 0x9E3779B1
+        + rows[None, :, None] * 0x85EBCA77
+        + cols[None, None, :] * 0xC2B2AE3D
+        + seed * 0x27D4EB2F
+    ) & _MASK32
+    first = _hash32(key)
+    second = _hash32(first ^ 0x5BD1E995)
+    u1 = (first.double() + 1.0) / 2.0**32
+    u2 = second.double() / 2.0**32
+    return (torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(2 * np.pi * u2)).float()
+
+
+class FrozenExtractor(nn.Module):
+    """Both pretrained encoders, frozen: multi-scale features of an (upsampled MS, PAN) pair.
+
+    ``p2m``: UNet with x0 = upsampled MS (len(bands) channels), condition = PAN.
+    ``m2p``: UNet with x0 = PAN, condition = upsampled MS.
+    ``bands``: canonical band names the encoders were pretrained on, in channel order.
+    """
+
+    def __init__(
+        self,
+        p2m: ConditionalUNet,
+        m2p: ConditionalUNet,
+        bands: list[str],
+        ratio: int,
+        t_feature: int = 50,
+        noise_free: bool = True,
+        schedule: str = "cosine",
+        timesteps: int = 1000,
+        noise_seed: int = 0,
+        sensor: str | None = None,
+        pretrained: bool = True,
+    ) -> None:
+        super().__init__()
+        if p2m.in_channels != len(bands) or m2p.cond_channels != len(bands):
+            raise ValueError(
+                f"encoders do not fit {len(bands)} bands {bands}: P2M has {p2m.in_channels} "
+                f"input channels and M2P {m2p.cond_channels} condition channels"
+            )
+        if p2m.cond_channels != 1 or m2p.in_channels != 1:
+            raise ValueError("P2M must be conditioned on the 1-channel PAN and M2P must diffuse it")
+        if len(p2m.feature_channels) != len(m2p.feature_channels):
+            raise ValueError("P2M and M2P encoders must have the same number of levels")
+        if not 0 <= t_feature < timesteps:
+            raise ValueError(f"t_feature must lie in [0, {timesteps}), got {t_feature}")
+        self.config = {
+            "p2m": dict(p2m.config),
+            "m2p": dict(m2p.config),
+            "bands": [str(b) for b in bands],
+            "ratio": int(ratio),
+            "t_feature": int(t_feature),
+            "noise_free": bool(noise_free),
+            "schedule": str(schedule),
+            "timesteps": int(timesteps),
+            "noise_seed": int(noise_seed),
+            "sensor": sensor,
+            "pretrained": bool(pretrained),
+        }
+        self.p2m = copy.deepcopy(p2m)
+        self.m2p = copy.deepcopy(m2p)
+        for unet in (self.p2m, self.m2p):
+            _freeze_group_norms(unet)
+        alphas_cumprod = np.cumprod(1.0 - make_schedule(schedule, timesteps))
+        self.signal_scale = float(np.sqrt(alphas_cumprod[t_feature]))
+        self.noise_scale = float(np.sqrt(1.0 - alphas_cumprod[t_feature]))
+        for parameter in self.parameters():
+            parameter.requires_grad_(False)
+        super().train(False)
+
+    def train(self, mode: bool = True) -> FrozenExtractor:
+        """Always stays in eval mode: a frozen extractor is never trained."""
+        return super().train(False)
+
+    @property
+    def bands(self) -> list[str]:
+        return list(self.config["bands"])
+
+    @property
+    def ratio(self) -> int:
+        return int(self.config["ratio"])
+
+    @property
+    def feature_channels(self) -> tuple[int, ...]:
+        return tuple(self.p2m.feature_channels)
+
+    @property
+    def size_multiple(self) -> int:
+        return self.p2m.size_multiple
+
+    def _noised(
+        self, x0: torch.Tensor, origin: tuple[int, int], channel_offset: int
+    ) -> torch.Tensor:
+        if self.config["noise_free"]:
+            return self.signal_scale * x0
+        noise = torch.stack(
+            [
+                coordinate_noise(
+                    x0.shape[1],
+                    x0.shape[2],
+                    x0.shape[3],
+                    origin,
+                    self.config["noise_seed"],
+                    channel_offset,
+                )
+                for _ in range(x0.shape[0])
+            ]
+        ).to(device=x0.device, dtype=x0.dtype)
+        return self.signal_scale * x0 + self.noise_scale * noise
+
+    @torch.no_grad()
+    def features(
+        self, ms_up: torch.Tensor, pan: torch.Tensor, origin: tuple[int, int] = (0, 0)
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per level (finest first), the (P2M map, M2P map) pair.
+
+        ms_up (N, len(bands), H, W) and pan (N, 1, H, W) in the networks' range; H, W multiples of
+        ``size_multiple``. ``origin``: global (row, column) of pixel (0, 0), used only by noise.
+        Level i maps are (N, feature_channels[i], H / 2**i, W / 2**i).
+        """
+        if ms_up.shape[1] != len(self.bands):
+            raise ValueError(
+                f"the extractor takes {len(self.bands)} bands {self.bands}, got {ms_up.shape[1]}"
+            )
+        t = torch.full((ms_up.shape[0],), self.config["t_feature"], device=ms_up.device)
+        p2m_maps = self.p2m.encode(self._noised(ms_up, origin, 0), t, pan)
+        m2p_maps = self.m2p.encode(self._noised(pan, origin, len(self.bands)), t, ms_up)
+        return list(zip(p2m_maps, m2p_maps, strict=True))
+
+    @torch.no_grad()
+    def calibrate(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> int:
+        """Set every frozen GroupNorm's statistics from (ms_up, pan) calibration batches.
+
+        Each batch is ms_up (N, B, h, w), pan (N, 1, h, w), best at the pretraining patch size.
+        Statistics are the average over patches of what GroupNorm would have computed on each.
+        Returns the number of patches used.
+        """
+        norms = [m for m in self.modules() if isinstance(m, FixedGroupNorm)]
+        sums: dict[int, list[torch.Tensor]] = {id(m): [] for m in norms}
+
+        def record(module: FixedGroupNorm, inputs: tuple[torch.Tensor, ...], _output) -> None:
+            x = inputs[0].double()
+            grouped = x.reshape(x.shape[0], module.num_groups, -1)
+            sums[id(module)].append(
+                torch.stack(
+                    [grouped.mean(dim=2).sum(dim=0), grouped.var(dim=2, unbiased=False).sum(dim=0)]
+                )
+            )
+
+        # A layer's input depends on the statistics of the layers before it, so calibrate them
+        # one at a time in forward order, starting from identity statistics.
+        count = 0
+        batches = list(batches)
+        for norm in norms:
+            norm.group_mean.zero_()
+            norm.group_var.fill_(1.0)
+        for norm in norms:
+            handle = norm.register_forward_hook(record)
+            sums[id(norm)].clear()
+            count = 0
+            for ms_up, pan in batches:
+                self.features(ms_up, pan)
+                count += ms_up.shape[0]
+            handle.remove()
+            if count == 0:
+                raise ValueError("calibration needs at least one patch")
+            if not sums[id(norm)]:
+                continue  # a decoder norm: encode() never runs it
+            total = torch.stack(sums[id(norm)]).sum(dim=0) / count
+            norm.group_mean.copy_(total[0].float())
+            norm.group_var.copy_(total[1].float())
+        return count
+
+
+def _atomic_write(path: Path, write) -> None:
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def save_extractor(extractor: FrozenExtractor, folder: str | Path) -> Path:
+    """Write ``config.json`` + ``weights.pt`` (state dict incl. frozen statistics) atomically."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {key: value.detach().cpu() for key, value in extractor.state_dict().items()}
+    document = {"format": _FORMAT, "version": 1, "config": extractor.config}
+    (folder / CONFIG_FILE).unlink(missing_ok=True)
+    _atomic_write(folder / WEIGHTS_FILE, lambda handle: torch.save(state, handle))
+    text = json.dumps(document, indent=2, sort_keys=True).encode()
+    _atomic_write(folder / CONFIG_FILE, lambda handle: handle.write(text))
+    return folder
+
+
+def _build(config: dict) -> FrozenExtractor:
+    return FrozenExtractor(
+        ConditionalUNet(**config["p2m"]),
+        ConditionalUNet(**config["m2p"]),
+        bands=config["bands"],
+        ratio=config["ratio"],
+        t_feature=config["t_feature"],
+        noise_free=config["noise_free"],
+        schedule=config["schedule"],
+        timesteps=config["timesteps"],
+        noise_seed=config["noise_seed"],
+        sensor=config.get("sensor"),
+        pretrained=config.get("pretrained", True),
+    )
+
+
+def extractor_from_config(config: dict, state: dict[str, torch.Tensor]) -> FrozenExtractor:
+    """Rebuild an extractor from its recorded config and state dict (used by the pansharpener)."""
+    extractor = _build(config)
+    extractor.load_state_dict(state)
+    for parameter in extractor.parameters():
+        parameter.requires_grad_(False)
+    return extractor
+
+
+def load_extractor(folder: str | Path, map_location: str | torch.device = "cpu") -> FrozenExtractor:
+    """Rebuild a frozen extractor saved by ``save_extractor`` (eval mode, no gradients)."""
+    folder = Path(folder)
+    path = folder / CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: run `crossdiff freeze` to create {folder}")
+    document = json.loads(path.read_text())
+    if document.get("format") != _FORMAT:
+        raise ValueError(
+            f"{path} is not a frozen CrossDiff extractor (format {document.get('format')!r})"
+        )
+    weights = folder / WEIGHTS_FILE
+    if not weights.is_file():
+        raise FileNotFoundError(f"{weights} not found: the extractor folder {folder} is incomplete")
+    state = torch.load(weights, map_location=map_location, weights_only=True)
+    return extractor_from_config(document["config"], state)
+
+
+def _pretraining_extra(folder: Path) -> dict:
+    return read_unet_config(folder).get("extra", {}) or {}
+
+
+def extractor_from_pretrained(
+    p2m_folder: str | Path,
+    m2p_folder: str | Path,
+    t_feature: int = 50,
+    noise_free: bool = True,
+    bands: list[str] | None = None,
+    ratio: int | None = None,
+    schedule: str | None = None,
+    timesteps: int | None = None,
+) -> FrozenExtractor:
+    """Build an (uncalibrated) extractor from two ``save_unet`` folders of the pretraining stage.
+
+    Bands, ratio, sensor, schedule and timesteps are read from the folders' ``extra`` record when
+    not given.
+    """
+    extra = _pretraining_extra(Path(p2m_folder))
+    bands = bands or extra.get("band_names") or extra.get("bands")
+    ratio = ratio or extra.get("ratio")
+    if not bands or not ratio:
+        raise ValueError(
+            f"{p2m_folder}: the pretrained UNet does not record its band names and ratio; "
+            "pass bands= and ratio= explicitly"
+        )
+    return FrozenExtractor(
+        load_unet(p2m_folder),
+        load_unet(m2p_folder),
+        bands=list(bands),
+        ratio=int(ratio),
+        t_feature=t_feature,
+        noise_free=noise_free,
+        schedule=schedule or extra.get("schedule", "cosine"),
+        timesteps=int(timesteps or extra.get("timesteps", 1000)),
+        sensor=extra.get("sensor"),
+    )
+
+
+def random_extractor(
+    bands: list[str],
+    ratio: int,
+    channels: tuple[int, ...] | list[int] = (32, 64, 128, 256),
+    t_feature: int = 50,
+    noise_free: bool = True,
+    seed: int = 0,
+    schedule: str = "cosine",
+    timesteps: int = 1000,
+) -> FrozenExtractor:
+    """The ablation: the same architecture, randomly initialised (seeded) and frozen."""
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        p2m = ConditionalUNet(len(bands), 1, channels)
+        m2p = ConditionalUNet(1, len(bands), channels)
+    finally:
+        torch.random.set_rng_state(generator_state)
+    return FrozenExtractor(
+        p2m,
+        m2p,
+        bands=list(bands),
+        ratio=ratio,
+        t_feature=t_feature,
+        noise_free=noise_free,
+        schedule=schedule,
+        timesteps=timesteps,
+        pretrained=False,
+    )
+
+
+def pad_to_multiple(image: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Reflect-pad the bottom/right of (N, C, H, W) so H and W are multiples of ``multiple``."""
+    height, width = image.shape[-2:]
+    pad_h, pad_w = (-height) % multiple, (-width) % multiple
+    if pad_h or pad_w:
+        image = F.pad(image, (0, pad_w, 0, pad_h), mode="replicate")
+    return image

@@ -1,0 +1,106 @@
+"""The CrossDiff fusion head: frozen multi-scale features in, a residual on the upsampled MS out.
+
+Every operation is local (no global pooling, no normalisation over the image), so the head is
+translation-equivariant: a tile with enough context gives the same values as the whole scene.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class LocalSCSE(nn.Module):
+    """Concurrent spatial and channel squeeze-excitation (scSE) with a local channel squeeze.
+
+    The channel branch pools over a ``pool_size`` window instead of the whole image, so the
+    attention at a pixel does not depend on where the tile boundaries are.
+    x: (N, C, H, W) -> (N, C, H, W).
+    """
+
+    def __init__(self, channels: int, reduction: int = 4, pool_size: int = 7) -> None:
+        super().__init__()
+        hidden = max(channels // reduction, 4)
+        self.pool_size = pool_size
+        self.channel_gate = nn.Sequential(
+            nn.Conv2d(channels, hidden, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden, channels, 1)
+        )
+        self.spatial_gate = nn.Conv2d(channels, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        squeezed = F.avg_pool2d(
+            x, self.pool_size, stride=1, padding=self.pool_size // 2, count_include_pad=False
+        )
+        channel = torch.sigmoid(self.channel_gate(squeezed))
+        spatial = torch.sigmoid(self.spatial_gate(x))
+        return x * channel + x * spatial
+
+
+class FusionHead(nn.Module):
+    """Coarse-to-fine fusion of P2M and M2P encoder maps into a residual on the upsampled MS.
+
+    ``feature_channels[i]``: channels of *each* encoder's map at level i (resolution H / 2**i).
+    ``head_channels[i]``: width of the head at level i.
+    forward(ms_up (N, B, H, W), features) -> fused (N, B, H, W), all in the networks' range.
+    ``features`` is a list over levels of (p2m_map, m2p_map) pairs, finest first.
+    """
+
+    def __init__(
+        self,
+        n_bands: int,
+        feature_channels: tuple[int, ...] | list[int],
+        head_channels: tuple[int, ...] | list[int] = (32, 32, 64, 64),
+        attention_pool: int = 7,
+        negative_slope: float = 0.2,
+    ) -> None:
+        super().__init__()
+        feature_channels = tuple(int(c) for c in feature_channels)
+        head_channels = tuple(int(c) for c in head_channels)
+        if len(head_channels) != len(feature_channels):
+            raise ValueError(
+                f"head_channels {head_channels} needs one width per feature level "
+                f"({len(feature_channels)} levels: {feature_channels})"
+            )
+        self.config = {
+            "n_bands": int(n_bands),
+            "feature_channels": list(feature_channels),
+            "head_channels": list(head_channels),
+            "attention_pool": int(attention_pool),
+            "negative_slope": float(negative_slope),
+        }
+        self.negative_slope = negative_slope
+        self.merge = nn.ModuleList(
+            nn.Conv2d(2 * fc, hc, 3, padding=1)
+            for fc, hc in zip(feature_channels, head_channels, strict=True)
+        )
+        # Projects the coarser level's output to this level's width before it is added.
+        self.lift = nn.ModuleList(
+            nn.Conv2d(head_channels[i + 1], head_channels[i], 1)
+            for i in range(len(head_channels) - 1)
+        )
+        self.refine = nn.ModuleList(nn.Conv2d(hc, hc, 3, padding=1) for hc in head_channels)
+        self.attention = nn.ModuleList(
+            LocalSCSE(hc, pool_size=attention_pool) for hc in head_channels
+        )
+        self.to_residual = nn.Conv2d(head_channels[0], n_bands, 3, padding=1)
+        # Start from the upsampled MS itself: training only has to learn the missing detail.
+        nn.init.zeros_(self.to_residual.weight)
+        nn.init.zeros_(self.to_residual.bias)
+
+    def forward(
+        self, ms_up: torch.Tensor, features: list[tuple[torch.Tensor, torch.Tensor]]
+    ) -> torch.Tensor:
+        if len(features) != len(self.merge):
+            raise ValueError(f"expected {len(self.merge)} feature levels, got {len(features)}")
+        coarser: torch.Tensor | None = None
+        for level in reversed(range(len(features))):
+            p2m, m2p = features[level]
+            hidden = F.leaky_relu(
+                self.merge[level](torch.cat([p2m, m2p], dim=1)), self.negative_slope
+            )
+            if coarser is not None:
+                up = F.interpolate(coarser, size=hidden.shape[-2:], mode="nearest")
+                hidden = hidden + self.lift[level](up)
+            coarser = self.attention[level](self.refine[level](hidden))
+        return ms_up + self.to_residual(coarser)

@@ -1,0 +1,247 @@
+"""Adaptation: train the fusion head on the target scenes, encoders frozen.
+
+The default loss is unsupervised at full resolution (``crossdiff_core.train.losses``): nothing in
+it needs a reference image, so the head learns on the very scenes it will pansharpen (or on
+scenes of another sensor: encoders are matched to the scene's bands by canonical name).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from crossdiff_core.degrade import interp23tap, mtf_kernels, pan_mtf_kernel, wald_degrade
+from crossdiff_core.nets.extractor import FrozenExtractor, random_extractor
+from crossdiff_core.nets.fusion import FusionHead
+from crossdiff_core.pansharpener import Pansharpener, save_pansharpener
+from crossdiff_core.train.losses import MODES, AdaptationLoss, mtf_blur, supervised_reduced
+from crossdiff_core.train.patches import PatchDataset
+
+StepCallback = Callable[[int, dict], None]
+
+
+@dataclass
+class AdaptConfig:
+    """Hyperparameters of one adaptation run (the ``adapt`` section of params.yaml)."""
+
+    steps: int = 600
+    batch_size: int = 4
+    pan_patch: int = 128
+    lr: float = 1e-3
+    seed: int = 0
+    spectral_weight: float = 1.0
+    spatial_weight: float = 1.0
+    spatial_loss: str = "local_correlation"
+    mode: str = "unsupervised"
+    head_channels: list[int] = field(default_factory=lambda: [32, 32, 64, 64])
+    random_encoders: bool = False
+    random_channels: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
+    calibration_patches: int = 16
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"adapt.mode {self.mode!r}: use one of {MODES}")
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError("adapt.steps and adapt.batch_size must be at least 1")
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for but no CUDA device is available: use cpu")
+    return torch.device(device)
+
+
+def _batch(dataset: PatchDataset, start: int, size: int) -> dict[str, torch.Tensor]:
+    samples = [dataset[index] for index in range(start, start + size)]
+    return {key: torch.stack([s[key] for s in samples]) for key in samples[0]}
+
+
+def calibration_batches(
+    dataset: PatchDataset, count: int, batch_size: int = 8
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(ms_up, pan) batches for ``FrozenExtractor.calibrate``: the dataset's last items, which
+    training (the first ``steps * batch_size`` items) never reaches."""
+    first_index = len(dataset) - count
+    batches = []
+    for start in range(0, count, batch_size):
+        batch = _batch(dataset, first_index + start, min(batch_size, count - start))
+        batches.append((batch["ms_up"], batch["pan"]))
+    return batches
+
+
+def _reduced_inputs(batch: dict[str, torch.Tensor], ratio: int, sensor) -> dict[str, torch.Tensor]:
+    """Wald-degraded copies of a batch for the comparison mode (the original MS is the target)."""
+    ms_lr, pan_lr, ms_lr_up = [], [], []
+    for ms, pan in zip(batch["ms"].numpy(), batch["pan"].numpy(), strict=True):
+        # Shift to positive values: the degradation works on DN-like images.
+        low_ms, low_pan = wald_degrade(
+            ms.astype(np.float64) + 1, pan[0].astype(np.float64) + 1, ratio, sensor
+        )
+        ms_lr.append(low_ms - 1)
+        pan_lr.append(low_pan[None] - 1)
+        ms_lr_up.append(interp23tap(low_ms, ratio) - 1)
+    as_tensor = lambda arrays: torch.from_numpy(np.stack(arrays)).float()  # noqa: E731
+    return {
+        "ms": as_tensor(ms_lr),
+        "pan": as_tensor(pan_lr),
+        "ms_up": as_tensor(ms_lr_up),
+        "reference": batch["ms"],
+    }
+
+
+@dataclass
+class AdaptResult:
+    out: Path
+    losses: list[dict]
+    seconds: float
+
+
+def build_pansharpener(
+    dataset: PatchDataset,
+    extractor: FrozenExtractor | None,
+    config: AdaptConfig,
+    scale_max: float,
+    sensor_name: str,
+    band_names: list[str],
+) -> Pansharpener:
+    """The untrained pansharpener for ``dataset``: given encoders, or random ones (ablation)."""
+    if extractor is None:
+        if not config.random_encoders:
+            raise ValueError(
+                "adaptation needs frozen encoders (run `crossdiff freeze`) unless "
+                "random_encoders is set"
+            )
+        extractor = random_extractor(
+            band_names, dataset.ratio, config.random_channels, seed=config.seed
+        )
+        extractor.calibrate(calibration_batches(dataset, config.calibration_patches))
+    head = FusionHead(len(band_names), extractor.feature_channels, config.head_channels)
+    return Pansharpener(
+        extractor,
+        head,
+        {
+            "sensor": sensor_name,
+            "ratio": dataset.ratio,
+            "band_names": band_names,
+            "scale_max": scale_max,
+            "random_encoders": not extractor.config["pretrained"],
+            "encoders_sensor": extractor.config.get("sensor"),
+            "adapt": asdict(config),
+        },
+    )
+
+
+def adapt_head(
+    scenes: list[str | Path],
+    out: str | Path,
+    extractor: FrozenExtractor | None,
+    config: AdaptConfig,
+    on_step: StepCallback | None = None,
+) -> AdaptResult:
+    """Train a fusion head on ``scenes`` (store paths) and save the pansharpener in ``out``.
+
+    ``extractor`` stays frozen; pass None with ``config.random_encoders`` for the ablation.
+    Writes ``out``/config.json + state dicts, ``losses.csv`` and ``summary.json``.
+    """
+    torch.manual_seed(config.seed)
+    device = resolve_device(config.device)
+    dataset = PatchDataset([str(s) for s in scenes], config.pan_patch, seed=config.seed)
+    first = dataset._open()[0]
+    scale_maxes = {scene.scale_max for scene in dataset._open()}
+    sensors = {scene.attrs["sensor"] for scene in dataset._open()}
+    if len(sensors) > 1 or len(scale_maxes) > 1:
+        raise ValueError(
+            f"adapt one model per sensor: scenes {dataset.names} mix sensors "
+            f"{sorted(sensors)} / scale_max {sorted(scale_maxes)}"
+        )
+    sensor = first.sensor
+    model = build_pansharpener(
+        dataset, extractor, config, first.scale_max, sensor.name, first.band_names
+    )
+    model.to(device)
+    frozen = model.extractor
+    loss_fn = AdaptationLoss(
+        kernels=torch.from_numpy(mtf_kernels(sensor, dataset.ratio, dataset.n_bands))
+        .float()
+        .to(device),
+        ratio=dataset.ratio,
+        spectral_weight=config.spectral_weight,
+        spatial_weight=config.spatial_weight,
+        spatial_loss=config.spatial_loss,
+    )
+    pan_kernel = torch.from_numpy(pan_mtf_kernel(sensor, dataset.ratio)).float()[None].to(device)
+    optimiser = torch.optim.AdamW(model.head.parameters(), lr=config.lr)
+    losses: list[dict] = []
+    started = time.perf_counter()
+    model.head.train()
+    for step in range(1, config.steps + 1):
+        batch = _batch(dataset, (step - 1) * config.batch_size, config.batch_size)
+        if config.mode == "supervised_reduced":
+            batch = _reduced_inputs(batch, dataset.ratio, sensor)
+        batch = {key: value.to(device) for key, value in batch.items()}
+        fused = model(batch["ms_up"], batch["pan"])
+        if config.mode == "supervised_reduced":
+            loss = supervised_reduced(fused, batch["reference"])
+            terms = {"loss": loss, "spectral": loss.detach(), "spatial": torch.zeros(())}
+        else:
+            pan_low = mtf_blur(batch["pan"], pan_kernel)
+            terms = loss_fn(fused, batch["ms"], batch["pan"], batch["ms_up"], pan_low)
+        optimiser.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        optimiser.step()
+        record = {"step": step, **{key: float(value.detach()) for key, value in terms.items()}}
+        losses.append(record)
+        if on_step is not None:
+            on_step(step, {key: value for key, value in record.items() if key != "step"})
+    model.eval()
+    if any(p.requires_grad for p in frozen.parameters()):
+        raise RuntimeError("the frozen extractor gained gradients during adaptation")
+    seconds = time.perf_counter() - started
+    out = Path(out)
+    save_pansharpener(model.cpu(), out)
+    _write_losses(out / "losses.csv", losses)
+    summary = {
+        "steps": config.steps,
+        "seconds": seconds,
+        "final": losses[-1],
+        "scenes": dataset.names,
+        "device": str(device),
+    }
+    _write_text(out / "summary.json", json.dumps(summary, indent=2))
+    return AdaptResult(out, losses, seconds)
+
+
+def _write_text(path: Path, text: str) -> None:
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+
+
+def _write_losses(path: Path, losses: list[dict]) -> None:
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(losses[0]))
+            writer.writeheader()
+            writer.writerows(losses)
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise

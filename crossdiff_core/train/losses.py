@@ -1,0 +1,158 @@
+"""Losses for adapting the fusion head.
+
+The default is unsupervised and works at full resolution: no reference image exists there.
+- spectral consistency: the fused image, blurred by the sensor's MS MTF and decimated at the
+  toolbox phase, must give back the MS;
+- spatial consistency with the PAN: a local-correlation term (lambda-PNN style, capped by the
+  correlation the upsampled MS already has with the low-passed PAN) or a differentiable D_s.
+DESIGN.md section 4 measured D_s alone to optimise the index rather than the image, so local
+correlation is the default. ``supervised_reduced`` exists only for comparison.
+All tensors are in the same units (the networks' range); shapes are (N, B, H, W) for MS-like
+tensors and (N, 1, H, W) for the PAN.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+SPATIAL_LOSSES = ("local_correlation", "d_s")
+MODES = ("unsupervised", "supervised_reduced")
+
+
+def decimation_offset(ratio: int) -> int:
+    """Phase of the toolbox decimation: MS pixel j sits on PAN pixel ratio * j + ratio // 2."""
+    return ratio // 2
+
+
+def mtf_blur(image: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
+    """Depthwise filter with one kernel per band and replicate borders.
+
+    image (N, B, H, W), kernels (B, k, k) with odd k -> (N, B, H, W).
+    """
+    n_bands, size = kernels.shape[0], kernels.shape[-1]
+    if image.shape[1] != n_bands:
+        raise ValueError(f"{n_bands} MTF kernels for an image with {image.shape[1]} bands")
+    pad = size // 2
+    padded = F.pad(image, (pad, pad, pad, pad), mode="replicate")
+    weight = kernels.to(image.dtype).unsqueeze(1)
+    return F.conv2d(padded, weight, groups=n_bands)
+
+
+def spectral_consistency(
+    fused: torch.Tensor, ms: torch.Tensor, kernels: torch.Tensor, ratio: int
+) -> torch.Tensor:
+    """L1 between the MTF-blurred, decimated fused image and the MS.
+
+    fused (N, B, H, W), ms (N, B, H / ratio, W / ratio), kernels (B, k, k) -> scalar.
+    """
+    offset = decimation_offset(ratio)
+    degraded = mtf_blur(fused, kernels)[..., offset::ratio, offset::ratio]
+    return F.l1_loss(degraded, ms)
+
+
+def local_correlation(
+    a: torch.Tensor, b: torch.Tensor, window: int, eps: float = 1e-6
+) -> torch.Tensor:
+    """Correlation coefficient of a and b over sliding ``window`` x ``window`` boxes ('valid').
+
+    a (N, B, H, W), b (N, 1 or B, H, W) -> (N, B, H - window + 1, W - window + 1).
+    """
+    mean_a = F.avg_pool2d(a, window, stride=1)
+    mean_b = F.avg_pool2d(b, window, stride=1)
+    cov = F.avg_pool2d(a * b, window, stride=1) - mean_a * mean_b
+    var_a = (F.avg_pool2d(a * a, window, stride=1) - mean_a**2).clamp_min(0)
+    var_b = (F.avg_pool2d(b * b, window, stride=1) - mean_b**2).clamp_min(0)
+    return cov / torch.sqrt(var_a * var_b + eps)
+
+
+def local_correlation_loss(
+    fused: torch.Tensor, pan: torch.Tensor, window: int, rho_max: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean of 1 - min(rho(fused_b, PAN), rho_max) over bands and windows.
+
+    ``rho_max`` (same shape as the correlation map) caps the target, so the head is not pushed to
+    copy PAN structure that the MS does not share (e.g. across spectrally different bands).
+    """
+    rho = local_correlation(fused, pan, window)
+    if rho_max is not None:
+        rho = torch.minimum(rho, rho_max)
+    return (1 - rho).mean()
+
+
+def block_q(a: torch.Tensor, b: torch.Tensor, block: int, eps: float = 1e-8) -> torch.Tensor:
+    """UIQI of a and b on non-overlapping ``block`` x ``block`` blocks, N-1 covariance.
+
+    a (N, B, H, W), b (N, 1 or B, H, W) with H, W multiples of block -> (N, B) mean over blocks.
+    """
+    count = block * block
+    mean_a = F.avg_pool2d(a, block)
+    mean_b = F.avg_pool2d(b, block)
+    unbias = count / (count - 1)
+    var_a = (F.avg_pool2d(a * a, block) - mean_a**2) * unbias
+    var_b = (F.avg_pool2d(b * b, block) - mean_b**2) * unbias
+    cov = (F.avg_pool2d(a * b, block) - mean_a * mean_b) * unbias
+    q = 4 * cov * mean_a * mean_b / ((var_a + var_b) * (mean_a**2 + mean_b**2) + eps)
+    return q.mean(dim=(-2, -1))
+
+
+def differentiable_d_s(
+    fused: torch.Tensor, pan: torch.Tensor, ms_up: torch.Tensor, pan_low: torch.Tensor, block: int
+) -> torch.Tensor:
+    """QNR's D_s on blocks: mean_b |Q(fused_b, PAN) - Q(ms_up_b, PAN_low)|.
+
+    Inputs are shifted to positive values first (Q is not shift invariant and the networks' range
+    is [-1, 1]). pan_low: the PAN reduced to MS scale and brought back, (N, 1, H, W).
+    """
+    target = block_q(ms_up + 1, pan_low + 1, block).detach()
+    return (block_q(fused + 1, pan + 1, block) - target).abs().mean()
+
+
+@dataclass(frozen=True)
+class AdaptationLoss:
+    """The weighted unsupervised loss; weights and the spatial term come from params.yaml."""
+
+    kernels: torch.Tensor  # (B, k, k) MS MTF kernels of the target sensor
+    ratio: int
+    spectral_weight: float = 1.0
+    spatial_weight: float = 1.0
+    spatial_loss: str = "local_correlation"
+    correlation_window: int | None = None
+    d_s_block: int = 32
+
+    def __post_init__(self) -> None:
+        if self.spatial_loss not in SPATIAL_LOSSES:
+            raise ValueError(f"spatial_loss {self.spatial_loss!r}: use one of {SPATIAL_LOSSES}")
+
+    @property
+    def window(self) -> int:
+        return self.correlation_window or 2 * self.ratio
+
+    def __call__(
+        self,
+        fused: torch.Tensor,
+        ms: torch.Tensor,
+        pan: torch.Tensor,
+        ms_up: torch.Tensor,
+        pan_low: torch.Tensor,
+    ) -> dict[str, torch.Tensor]:
+        """fused, ms_up (N, B, H, W); ms (N, B, h, w); pan, pan_low (N, 1, H, W).
+
+        Returns {"loss", "spectral", "spatial"} scalars.
+        """
+        spectral = spectral_consistency(fused, ms, self.kernels, self.ratio)
+        if self.spatial_loss == "local_correlation":
+            with torch.no_grad():
+                rho_max = local_correlation(ms_up, pan_low, self.window)
+            spatial = local_correlation_loss(fused, pan, self.window, rho_max)
+        else:
+            spatial = differentiable_d_s(fused, pan, ms_up, pan_low, self.d_s_block)
+        loss = self.spectral_weight * spectral + self.spatial_weight * spatial
+        return {"loss": loss, "spectral": spectral.detach(), "spatial": spatial.detach()}
+
+
+def supervised_reduced(fused: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Comparison only: L1 against the original MS when the head ran on the Wald-degraded pair."""
+    return F.l1_loss(fused, reference)
