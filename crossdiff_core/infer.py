@@ -105,13 +105,13 @@ class BaselineFuser:
 
 def baseline_fuser(name: str, scene: Scene) -> BaselineFuser:
     """The baseline ``name`` of ``crossdiff_core.baselines.METHODS`` for this scene's sensor."""
-    from crossdiff_core.baselines import METHODS
+    from crossdiff_core.baselines import get_method
 
-    if name not in METHODS:
-        raise ValueError(
-            f"unknown method {name!r}: use a model folder or one of {', '.join(sorted(METHODS))}"
-        )
-    return BaselineFuser(METHODS[name], scene.ratio, scene.ms.sizes["band"], scene.sensor)
+    try:
+        method = get_method(name)
+    except ValueError as error:
+        raise ValueError(f"{error} (or give a saved pansharpener folder)") from None
+    return BaselineFuser(method, scene.ratio, scene.ms.sizes["band"], scene.sensor)
 
 
 @dataclass(frozen=True)
@@ -527,3 +527,28 @@ def pansharpen_scene(
     else:
         os.replace(finished, out)
     return out
+
+
+def load_fuser(model: str | Path, scene: Scene, device: str = "auto") -> WindowFuser:
+    """A saved pansharpener folder or a baseline name, checked against ``scene``."""
+    from crossdiff_core.pansharpener import is_pansharpener_folder, load_pansharpener
+
+    if is_pansharpener_folder(model):
+        from crossdiff_core.train.adapt import resolve_device
+
+        pansharpener = load_pansharpener(model)
+        if pansharpener.ratio != scene.ratio:
+            raise ValueError(
+                f"model {model} was adapted at ratio {pansharpener.ratio}, the "
+                f"scene {scene.scene_id} has ratio {scene.ratio}"
+            )
+        if pansharpener.band_names != scene.band_names:
+            raise ValueError(
+                f"model {model} fuses bands {pansharpener.band_names}, the scene "
+                f"{scene.scene_id} has {scene.band_names}: adapt a model on it"
+            )
+        resolved = resolve_device(device)
+        return ModelFuser(pansharpener.to(resolved), str(resolved))
+    if Path(model).exists():
+        raise ValueError(f"{model} is not a saved pansharpener folder (no CrossDiff config.json)")
+    return baseline_fuser(str(model), scene)

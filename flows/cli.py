@@ -18,7 +18,7 @@ app = typer.Typer(
 
 
 # Each module in flows/commands defines ``register(app)`` adding its sub-command(s).
-COMMAND_MODULES: tuple[str, ...] = ("serve", "report", "ingest", "pretrain")
+COMMAND_MODULES: tuple[str, ...] = ("serve", "report", "ingest", "pretrain", "adapt", "pansharpen")
 
 
 def _register_commands() -> None:

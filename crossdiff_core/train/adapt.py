@@ -245,3 +245,35 @@ def _write_losses(path: Path, losses: list[dict]) -> None:
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
+
+
+def freeze_pretrained(
+    pretrain_dir: str | Path,
+    scenes: list[str | Path],
+    out: str | Path,
+    t_feature: int = 50,
+    noise_free: bool = True,
+    pan_patch: int = 64,
+    calibration_patches: int = 32,
+    seed: int = 0,
+) -> Path:
+    """Freeze ``<pretrain_dir>/p2m`` and ``/m2p`` into one extractor artifact at ``out``.
+
+    GroupNorm statistics are calibrated on ``calibration_patches`` patches of ``pan_patch``
+    pixels (the pretraining patch size) from ``scenes``.
+    """
+    from crossdiff_core.nets.extractor import extractor_from_pretrained, save_extractor
+
+    pretrain_dir = Path(pretrain_dir)
+    extractor = extractor_from_pretrained(
+        pretrain_dir / "p2m", pretrain_dir / "m2p", t_feature=t_feature, noise_free=noise_free
+    )
+    dataset = PatchDataset([str(s) for s in scenes], pan_patch, seed=seed)
+    scene_bands = dataset._open()[0].band_names
+    if scene_bands != extractor.bands:
+        raise ValueError(
+            f"calibration scenes have bands {scene_bands}, the encoders "
+            f"{extractor.bands}: calibrate on the pretraining scenes"
+        )
+    extractor.calibrate(calibration_batches(dataset, calibration_patches))
+    return save_extractor(extractor, out)

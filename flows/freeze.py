@@ -1,0 +1,66 @@
+"""Freeze stage: both pretrained UNets into one frozen feature-extractor artifact.
+
+``python -m flows.freeze`` reads the ``freeze`` section of params.yaml (pretrained folders from
+``pretrain.out``, calibration scenes from ``pretrain.scenes``; DVC stage ``freeze``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow
+
+from flows.params import load_params
+from tasks.adapt import freeze_task
+
+
+@flow(name="freeze")
+def freeze_flow(
+    pretrain_dir: str,
+    scenes: list[str],
+    out: str,
+    t_feature: int = 50,
+    noise_free: bool = True,
+    pan_patch: int = 64,
+    calibration_patches: int = 32,
+    seed: int = 0,
+) -> str:
+    """Write the frozen extractor to ``out``; returns its path."""
+    from crossdiff_core.io.store import find_scene_stores
+
+    stores = [str(path) for path in find_scene_stores(scenes)]
+    return str(
+        freeze_task(
+            Path(pretrain_dir),
+            stores,
+            Path(out),
+            t_feature,
+            noise_free,
+            pan_patch,
+            calibration_patches,
+            seed,
+        )
+    )
+
+
+def main() -> None:
+    from flows.tracked import tracked_stage
+
+    params = load_params("freeze")
+    pretrain = load_params("pretrain")
+    with tracked_stage("freeze", params) as tracker:
+        out = freeze_flow(
+            pretrain_dir=str(pretrain["out"]),
+            scenes=list(params.get("scenes") or pretrain["scenes"]),
+            out=str(params["out"]),
+            t_feature=int(params.get("t_feature", 50)),
+            noise_free=bool(params.get("noise_free", True)),
+            pan_patch=int(params.get("pan_patch") or pretrain.get("pan_patch", 64)),
+            calibration_patches=int(params.get("calibration_patches", 32)),
+            seed=int(params.get("seed", 0)),
+        )
+        tracker.log_artifact(out, "extractor")
+
+
+if __name__ == "__main__":
+    main()
