@@ -60,10 +60,12 @@ def write_diagnostics(
     folder: Path,
     final_loss: float,
     steps: int,
+    recent_loss: float | None = None,
 ) -> dict:
     """DDIM-sample the held-aside tile (P2M: PAN -> MS, M2P: MS -> PAN), write quicklook.png and
     diagnostics.json (RMSE / MAE in the model range [-1, 1], PSNR over that range of 2) and return
-    the diagnostics dict.
+    the diagnostics dict. ``recent_loss`` is the mean loss of the last tenth of the steps (a single
+    step's loss is noisy: it depends on the timesteps drawn).
     """
     if dataset.held_out_box is None:
         raise ValueError("diagnostics need a PatchDataset built with hold_out=True")
@@ -84,6 +86,7 @@ def write_diagnostics(
         "branch": config.branch,
         "steps": steps,
         "final_loss": final_loss,
+        "recent_loss": recent_loss,
         "ddim_steps": config.sample_steps,
         "guidance_scale": config.guidance_scale,
         "tile": {"scene": dataset.names[box.scene], "ms_row": box.row, "ms_col": box.col,

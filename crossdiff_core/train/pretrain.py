@@ -169,7 +169,8 @@ def train_branch(
     """Train one branch and write ``<out>/<branch>/``: the UNet (config.json + weights.pt, the EMA
     weights when ``ema_decay`` > 0), checkpoint.pt, losses.csv, quicklook.png, diagnostics.json.
 
-    ``on_step(step, {"loss", "samples_per_s", "lr"})`` is called on rank 0 after every step.
+    ``on_step(step, {"loss", "samples_per_s", "step_s", "data_s", "lr"})`` is called on rank 0
+    after every step (``data_s``: seconds spent waiting for the batch, part of ``step_s``).
     Resumes from ``checkpoint.pt`` when present (and ``resume``), refusing one from another
     configuration. A non-finite loss stops training with FloatingPointError; the last checkpoint
     written stays as it was.
@@ -264,6 +265,7 @@ def train_branch(
     try:
         for batch in loader:
             step += 1
+            data_seconds = time.perf_counter() - tick
             x0, condition = branch_inputs(config.branch, batch)
             shape = (config.batch_size, sample_shape_channels, config.pan_patch, config.pan_patch)
             t, noise, drop = diffusion.draw_training_inputs(shape, generator,
@@ -301,15 +303,19 @@ def train_branch(
             if ema is not None:
                 ema.update(model)
             losses.append(value)
-            now = time.perf_counter()
-            speed = config.batch_size / max(now - tick, 1e-9)
-            tick = now
+            if use_cuda:
+                torch.cuda.synchronize(device)
+            step_seconds = time.perf_counter() - tick
+            speed = config.batch_size / max(step_seconds, 1e-9)
             progress.update(1)
             progress.set_postfix(loss=f"{value:.4f}", samples_per_s=f"{speed:.1f}")
             if on_step is not None and dist.is_main:
-                on_step(step, {"loss": value, "samples_per_s": speed, "lr": config.lr})
+                on_step(step, {"loss": value, "samples_per_s": speed, "step_s": step_seconds,
+                               "data_s": data_seconds, "lr": config.lr})
             if step % config.checkpoint_every == 0 or step == config.steps:
                 write_checkpoint(step)
+            # Checkpoint writing is left out of the next step's time.
+            tick = time.perf_counter()
     finally:
         progress.close()
 
@@ -340,6 +346,7 @@ def train_branch(
         diagnostics = write_diagnostics(
             final_model, diffusion, config, dataset, folder,
             final_loss=losses[-1] if losses else float("nan"), steps=step,
+            recent_loss=float(np.mean(losses[-max(1, len(losses) // 10):])) if losses else None,
         )
     if dist.active:
         torch.distributed.barrier()
