@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -23,6 +23,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from crossdiff_core.report.document import (
+    Block,
+    Bullets,
     Heading,
     Image,
     Paragraph,
@@ -80,9 +82,11 @@ def cross_sensor_matrix(
     return rows, columns, matrix
 
 
-def matrix_table(scores: Sequence[CrossSensorScore], index: str) -> Table:
+def matrix_table(
+    scores: Sequence[CrossSensorScore], index: str, sensors: Sequence[str] | None = None
+) -> Table:
     """Markdown-ready table of one index; the diagonal (within-sensor) cells in bold."""
-    rows, columns, matrix = cross_sensor_matrix(scores, index)
+    rows, columns, matrix = cross_sensor_matrix(scores, index, sensors)
     body = []
     bold = set()
     for r, encoder in enumerate(rows):
@@ -98,9 +102,11 @@ def matrix_table(scores: Sequence[CrossSensorScore], index: str) -> Table:
     )
 
 
-def transfer_gaps(scores: Sequence[CrossSensorScore], index: str) -> list[str]:
+def transfer_gaps(
+    scores: Sequence[CrossSensorScore], index: str, sensors: Sequence[str] | None = None
+) -> list[str]:
     """Sentences: each off-diagonal cell minus its column's diagonal (negative = transfer loses)."""
-    rows, columns, matrix = cross_sensor_matrix(scores, index)
+    rows, columns, matrix = cross_sensor_matrix(scores, index, sensors)
     sentences = []
     for c, target in enumerate(columns):
         if target not in rows or not math.isfinite(matrix[rows.index(target), c]):
@@ -116,7 +122,9 @@ def transfer_gaps(scores: Sequence[CrossSensorScore], index: str) -> list[str]:
     return sentences
 
 
-def render_heat_map(scores: Sequence[CrossSensorScore], path: str | Path) -> Path:
+def render_heat_map(
+    scores: Sequence[CrossSensorScore], path: str | Path, sensors: Sequence[str] | None = None
+) -> Path:
     """One annotated heat map per index (rows: encoder sensor, columns: target), diagonal boxed."""
     figure, axes = plt.subplots(
         1,
@@ -126,7 +134,7 @@ def render_heat_map(scores: Sequence[CrossSensorScore], path: str | Path) -> Pat
         layout="constrained",
     )
     for axis, index in zip(axes.flat, MATRIX_INDICES, strict=True):
-        rows, columns, matrix = cross_sensor_matrix(scores, index)
+        rows, columns, matrix = cross_sensor_matrix(scores, index, sensors)
         finite = matrix[np.isfinite(matrix)]
         low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
         if high - low < 1e-6:
@@ -190,25 +198,41 @@ def read_scores_csv(path: str | Path) -> list[CrossSensorScore]:
         ]
 
 
-def write_cross_sensor(scores: Sequence[CrossSensorScore], out: str | Path) -> dict[str, Path]:
-    """Write ``cross_sensor.csv``, ``cross_sensor.md`` and ``cross_sensor.png`` into ``out``."""
+def write_cross_sensor(
+    scores: Sequence[CrossSensorScore],
+    out: str | Path,
+    sensors: Sequence[str] | None = None,
+    skipped: Mapping[tuple[str, str], str] | None = None,
+) -> dict[str, Path]:
+    """Write ``cross_sensor.csv``, ``cross_sensor.md`` and ``cross_sensor.png`` into ``out``.
+
+    ``sensors`` fixes the row/column order; ``skipped`` maps (encoder sensor, target sensor) pairs
+    that could not run to the reason, which the Markdown states under the tables.
+    """
     out = Path(out)
-    blocks = [
+    blocks: list[Block] = [
         Paragraph(
-            "Rows: sensor whose scenes pretrained the frozen encoders. Columns: sensor "
-            "whose scenes the fusion head was adapted to and evaluated on (mean over "
-            "its scenes). HQNR at full resolution, Q2n at reduced resolution."
+            "Rows: sensor whose scenes pretrained the frozen encoders. Columns: sensor whose "
+            "scenes the fusion head was adapted to and evaluated on (mean over its scenes). "
+            "HQNR at full resolution, Q2n at reduced resolution."
         ),
         Image("cross_sensor.png", "cross-sensor heat map"),
     ]
     for index in MATRIX_INDICES:
-        blocks += [Heading(INDEX_LABELS[index], 2), matrix_table(scores, index)]
-        gaps = transfer_gaps(scores, index)
+        blocks += [Heading(INDEX_LABELS[index], 2), matrix_table(scores, index, sensors)]
+        gaps = transfer_gaps(scores, index, sensors)
         if gaps:
             blocks.append(Paragraph(" ".join(gaps)))
+    if skipped:
+        blocks += [
+            Heading("Pairs that could not run", 2),
+            Bullets(
+                tuple(f"{enc} encoders on {tgt}: {why}" for (enc, tgt), why in skipped.items())
+            ),
+        ]
     return {
         "csv": write_text_atomic(out / "cross_sensor.csv", scores_csv(scores)),
-        "png": render_heat_map(scores, out / "cross_sensor.png"),
+        "png": render_heat_map(scores, out / "cross_sensor.png", sensors),
         "markdown": write_text_atomic(
             out / "cross_sensor.md", render_markdown("Cross-sensor matrix", blocks)
         ),

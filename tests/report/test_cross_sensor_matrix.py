@@ -67,3 +67,13 @@ def test_matrix_refuses_bad_input():
         cross_sensor_matrix([], "hqnr")
     with pytest.raises(ValueError, match="'sam' unknown"):
         cross_sensor_matrix(_fake_scores(), "sam")
+
+
+def test_skipped_pairs_are_stated_and_keep_their_row(tmp_path):
+    scores = [CrossSensorScore("IKONOS", "IKONOS", "ik1", 0.9, 0.85)]
+    sensors = ["IKONOS", "WorldView-3"]
+    skipped = {("IKONOS", "WorldView-3"): "missing bands ['coastal']"}
+    written = write_cross_sensor(scores, tmp_path, sensors=sensors, skipped=skipped)
+    text = written["markdown"].read_text()
+    assert "- IKONOS encoders on WorldView-3: missing bands ['coastal']" in text
+    assert "| pretrained on WorldView-3 | n/a | n/a |" in text
