@@ -53,20 +53,23 @@ def _sensors_in_order(names: Sequence[str]) -> list[str]:
 
 
 def cross_sensor_matrix(
-    scores: Sequence[CrossSensorScore], index: str
+    scores: Sequence[CrossSensorScore], index: str, sensors: Sequence[str] | None = None
 ) -> tuple[list[str], list[str], np.ndarray]:
     """``(row sensors, column sensors, matrix (rows, columns))`` of ``index`` averaged over each
-    target sensor's scenes; NaN where a pair was not run. Rows and columns share one sensor order
-    so the diagonal is the within-sensor result."""
+    target sensor's scenes; NaN where a pair has no score. Rows and columns share one sensor order
+    (``sensors`` when given, else first appearance) so the diagonal is the within-sensor result."""
     if index not in MATRIX_INDICES:
         raise ValueError(f"cross-sensor index {index!r} unknown: use one of {MATRIX_INDICES}")
-    if not scores:
+    if not scores and not sensors:
         raise ValueError("no cross-sensor scores: run at least one (encoder, target) pair")
-    order = _sensors_in_order(
-        [s.encoder_sensor for s in scores] + [s.target_sensor for s in scores]
-    )
-    rows = [s for s in order if any(x.encoder_sensor == s for x in scores)]
-    columns = [s for s in order if any(x.target_sensor == s for x in scores)]
+    if sensors:
+        rows = columns = list(sensors)
+    else:
+        order = _sensors_in_order(
+            [s.encoder_sensor for s in scores] + [s.target_sensor for s in scores]
+        )
+        rows = [s for s in order if any(x.encoder_sensor == s for x in scores)]
+        columns = [s for s in order if any(x.target_sensor == s for x in scores)]
     matrix = np.full((len(rows), len(columns)), np.nan)
     for r, encoder in enumerate(rows):
         for c, target in enumerate(columns):
