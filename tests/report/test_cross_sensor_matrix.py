@@ -76,4 +76,4 @@ def test_skipped_pairs_are_stated_and_keep_their_row(tmp_path):
     written = write_cross_sensor(scores, tmp_path, sensors=sensors, skipped=skipped)
     text = written["markdown"].read_text()
     assert "- IKONOS encoders on WorldView-3: missing bands ['coastal']" in text
-    assert "| pretrained on WorldView-3 | n/a | n/a |" in text
+    assert "| pretrained on WorldView-3 | n/a | **n/a** |" in text
