@@ -44,12 +44,14 @@ def _check_ratio(ratio: int) -> None:
         raise ValueError(f"ratio must be an integer >= 2, got {ratio!r}")
 
 
-def gaussian_mtf_kernel(gain_nyquist: float, ratio: int, size: int = MTF_KERNEL_SIZE) -> np.ndarray:
+def gaussian_mtf_kernel(gain_nyquist: float, ratio: int, size: int = MTF_KERNEL_SIZE,
+                        width_taps: int | None = None) -> np.ndarray:
     """One (size, size) FIR filter whose frequency response is a Gaussian with ``gain_nyquist``
     at the MS Nyquist frequency, designed as the toolbox does (``fwind1``, rotated Kaiser window).
 
     The kernel is not normalised (its sum is slightly below 1 and it has tiny negative lobes),
-    exactly as the toolbox uses it.
+    exactly as the toolbox uses it. ``width_taps`` (default size - 1) is the tap count in the
+    Gaussian width formula: the toolbox's MTF uses size - 1, its ``LPfilterGauss`` uses size.
     """
     _check_ratio(ratio)
     if not 0.0 < gain_nyquist < 1.0:
@@ -57,7 +59,8 @@ def gaussian_mtf_kernel(gain_nyquist: float, ratio: int, size: int = MTF_KERNEL_
     if size < 3 or size % 2 == 0:
         raise ValueError(f"kernel size must be odd and >= 3, got {size!r}")
     fcut = 1.0 / ratio
-    alpha = np.sqrt(((size - 1) * fcut / 2.0) ** 2 / (-2.0 * np.log(gain_nyquist)))
+    taps = size - 1 if width_taps is None else width_taps
+    alpha = np.sqrt((taps * fcut / 2.0) ** 2 / (-2.0 * np.log(gain_nyquist)))
     grid = np.arange(size) - (size - 1) / 2.0
     gx, gy = np.meshgrid(grid, grid)
     # Desired frequency response: a Gaussian with peak 1 sampled on the frequency grid.
@@ -71,6 +74,15 @@ def gaussian_mtf_kernel(gain_nyquist: float, ratio: int, size: int = MTF_KERNEL_
     window = np.interp(radius.ravel(), t, window_1d).reshape(size, size)
     window[radius > 1.0] = 0.0
     return impulse * window
+
+
+def lowpass_gauss_kernel(ratio: int, gain_nyquist: float = 0.3,
+                         size: int = MTF_KERNEL_SIZE) -> np.ndarray:
+    """The toolbox's sensor-independent Gaussian low-pass (``LPfilterGauss``): (size, size).
+
+    Used by the baselines to match PAN contrast to the MS and to bring the PAN to MS scale.
+    """
+    return gaussian_mtf_kernel(gain_nyquist, ratio, size, width_taps=size)
 
 
 def mtf_kernels(sensor: str | Sensor, ratio: int, n_bands: int | None = None,

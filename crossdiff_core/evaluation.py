@@ -1,0 +1,112 @@
+"""Scoring a pansharpening method at reduced resolution (Wald protocol) and at full resolution.
+
+``fuse(ms, pan) -> fused`` is any callable: a baseline with its ratio and sensor bound, or a model.
+Reduced resolution: ``fuse`` sees only the Wald-degraded pair; the original MS is the reference.
+Full resolution: ``fuse`` sees the original pair; no reference, QNR-type and consistency indices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from crossdiff_core import metrics
+from crossdiff_core.degrade import wald_degrade
+from crossdiff_core.sensors import Sensor
+
+REDUCED_INDICES = ("q2n", "q", "sam", "ergas", "scc")
+FULL_INDICES = ("hqnr", "qnr", "d_lambda", "d_lambda_k", "d_s", "d_rho",
+                "r_q2n", "r_q", "r_sam", "r_ergas")
+# The toolbox's default border cut at reduced resolution (pixels dropped on each side).
+TOOLBOX_BORDER_CUT = 21
+
+Fuse = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def cut_borders(image: np.ndarray, border_cut: int) -> np.ndarray:
+    """The toolbox's ``I(cut:end-cut, cut:end-cut, :)`` (1-based): drops cut - 1 rows/columns at the
+    top/left and cut at the bottom/right. image (..., y, x); 0 keeps the image whole."""
+    if border_cut == 0:
+        return image
+    if isinstance(border_cut, bool) or int(border_cut) != border_cut or border_cut < 0:
+        raise ValueError(f"border_cut must be a non-negative integer, got {border_cut!r}")
+    if min(image.shape[-2:]) <= 2 * border_cut:
+        raise ValueError(f"image {image.shape[-2:]} is too small for a {border_cut}-pixel border "
+                         "cut: use border_cut=0 or a larger crop")
+    return image[..., border_cut - 1:-border_cut, border_cut - 1:-border_cut]
+
+
+def score_reduced(reference_ms: np.ndarray, fused: np.ndarray, ratio: int, *,
+                  block_size: int = 32, border_cut: int = 0) -> dict[str, float]:
+    """Reduced-resolution indices of ``fused`` against the reference (both (B, h, w), DN).
+
+    ``border_cut=21`` reproduces the toolbox's default protocol. Returns q2n, q, sam, ergas, scc.
+    """
+    reference = cut_borders(np.asarray(reference_ms, dtype=np.float64), border_cut)
+    fused = cut_borders(np.asarray(fused, dtype=np.float64), border_cut)
+    return {
+        "q2n": metrics.q2n(reference, fused, block_size, block_size),
+        "q": metrics.q_index(reference, fused, block_size),
+        "sam": metrics.sam(reference, fused),
+        "ergas": metrics.ergas(reference, fused, ratio),
+        "scc": metrics.scc(reference, fused),
+    }
+
+
+def score_full(fused: np.ndarray, ms: np.ndarray, pan: np.ndarray, ratio: int,
+               sensor: str | Sensor, *, block_size: int = 32) -> dict[str, float]:
+    """Full-resolution indices: fused (B, H, W), ms (B, H / ratio, W / ratio), pan (H, W).
+
+    Returns hqnr, qnr, d_lambda, d_lambda_k, d_s, d_rho, r_q2n, r_q, r_sam, r_ergas.
+    """
+    hybrid = metrics.hqnr(fused, ms, pan, ratio, sensor, block_size=block_size)
+    classic = metrics.qnr(fused, ms, pan, ratio, block_size=block_size)
+    scores = {
+        "hqnr": hybrid["hqnr"],
+        "qnr": classic["qnr"],
+        "d_lambda": classic["d_lambda"],
+        "d_lambda_k": hybrid["d_lambda_k"],
+        "d_s": hybrid["d_s"],
+        "d_rho": metrics.d_rho(fused, pan, ratio),
+    }
+    scores.update(metrics.full_resolution_consistency(fused, ms, pan, ratio, sensor,
+                                                      block_size=block_size))
+    return scores
+
+
+def _run(fuse: Fuse, ms: np.ndarray, pan: np.ndarray, stage: str) -> np.ndarray:
+    fused = np.asarray(fuse(ms, pan), dtype=np.float64)
+    expected = (ms.shape[0], *pan.shape)
+    if fused.shape != expected:
+        raise ValueError(f"the method returned shape {fused.shape} at {stage} resolution, "
+                         f"expected {expected} (bands of ms, grid of pan)")
+    if not np.isfinite(fused).all():
+        raise ValueError(f"the method returned NaN or inf at {stage} resolution")
+    return fused
+
+
+def evaluate_method(fuse: Fuse, ms: np.ndarray, pan: np.ndarray, ratio: int,
+                    sensor: str | Sensor, *, block_size: int = 32, border_cut: int = 0,
+                    keep_fused: bool = False) -> dict:
+    """Score ``fuse`` on one scene at both resolutions.
+
+    ms (B, h, w) and pan (ratio h, ratio w) in DN. Reduced resolution runs ``fuse`` on
+    ``wald_degrade(ms, pan)`` and compares with ``ms``; full resolution runs it on (ms, pan).
+    Returns ``{"reduced": {...}, "full": {...}}`` and, with ``keep_fused``, also
+    ``"fused_reduced"`` (B, h, w) and ``"fused_full"`` (B, H, W).
+    """
+    ms = np.asarray(ms, dtype=np.float64)
+    pan = np.asarray(pan, dtype=np.float64)
+    ms_lr, pan_lr = wald_degrade(ms, pan, ratio, sensor)
+    fused_reduced = _run(fuse, ms_lr, pan_lr, "reduced")
+    fused_full = _run(fuse, ms, pan, "full")
+    result = {
+        "reduced": score_reduced(ms, fused_reduced, ratio, block_size=block_size,
+                                 border_cut=border_cut),
+        "full": score_full(fused_full, ms, pan, ratio, sensor, block_size=block_size),
+    }
+    if keep_fused:
+        result["fused_reduced"] = fused_reduced
+        result["fused_full"] = fused_full
+    return result
