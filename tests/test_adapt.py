@@ -1,0 +1,104 @@
+"""Freezing, the unsupervised loss, adaptation and cross-sensor transfer on tiny models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from crossdiff_core.nets.extractor import load_extractor, random_extractor
+from crossdiff_core.pansharpener import load_pansharpener, save_pansharpener
+from crossdiff_core.synthetic import write_synthetic_store
+from crossdiff_core.train.adapt import adapt_head
+from crossdiff_core.train.losses import spectral_consistency
+from tests.adapt_helpers import (
+    scrambled_pansharpener,
+    tiny_extractor,
+    tiny_settings,
+    write_tiny_pretrained,
+)
+
+
+@pytest.fixture(scope="module")
+def qb(tmp_path_factory):
+    root = tmp_path_factory.mktemp("qb")
+    store = write_synthetic_store(root / "zarr", "QuickBird", ms_shape=(48, 48), seed=0)
+    pretrained = write_tiny_pretrained(root / "pretrain", "QuickBird")
+    encoders = tiny_extractor(pretrained, store, root / "encoders")
+    return {"root": root, "store": store, "encoders": encoders}
+
+
+def test_extractor_is_frozen_and_stays_in_eval_mode(qb):
+    extractor = load_extractor(qb["encoders"])
+    assert not any(p.requires_grad for p in extractor.parameters())
+    extractor.train()
+    assert not extractor.training and not any(m.training for m in extractor.modules())
+
+
+def test_adaptation_lowers_the_loss_and_leaves_encoders_bit_identical(qb, tmp_path):
+    before = load_extractor(qb["encoders"]).state_dict()
+    result = adapt_head(
+        [qb["store"]], tmp_path / "head", load_extractor(qb["encoders"]), tiny_settings(steps=25)
+    )
+    losses = [record["loss"] for record in result.losses]
+    assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 1e-3
+    after = load_pansharpener(tmp_path / "head").extractor.state_dict()
+    assert before.keys() == after.keys()
+    for key in before:
+        assert torch.equal(before[key], after[key]), key
+    assert (tmp_path / "head" / "losses.csv").is_file()
+
+
+def test_pansharpener_round_trips(qb, tmp_path):
+    model = scrambled_pansharpener(load_extractor(qb["encoders"]), "QuickBird")
+    save_pansharpener(model, tmp_path / "model")
+    loaded = load_pansharpener(tmp_path / "model")
+    rng = np.random.default_rng(0)
+    ms = rng.uniform(100, 1500, (4, 16, 16))
+    pan = rng.uniform(100, 1500, (64, 64))
+    np.testing.assert_array_equal(model.fuse(ms, pan), loaded.fuse(ms, pan))
+
+
+def test_spectral_loss_is_zero_for_a_consistent_pair():
+    ratio = 4
+    kernels = torch.zeros(2, 5, 5)
+    kernels[:, 2, 2] = 1.0  # identity blur: decimation alone must give back the MS
+    fused = torch.randn(1, 2, 16, 16)
+    ms = fused[..., 2::ratio, 2::ratio]
+    assert spectral_consistency(fused, ms, kernels, ratio) == 0
+    assert spectral_consistency(fused, ms + 0.5, kernels, ratio) == pytest.approx(0.5)
+
+
+def test_cross_sensor_four_band_encoders_serve_other_sensors(qb, tmp_path):
+    ikonos = write_synthetic_store(tmp_path / "zarr", "IKONOS", ms_shape=(32, 32), seed=3)
+    result = adapt_head([ikonos], tmp_path / "ik", load_extractor(qb["encoders"]), tiny_settings())
+    model = load_pansharpener(result.out)
+    assert model.config["sensor"] == "IKONOS" and model.config["encoders_sensor"] == "QuickBird"
+    # An 8-band scene: the 4-band encoders get blue, green, red, nir by name; all 8 are fused.
+    wv3 = write_synthetic_store(tmp_path / "zarr", "WorldView-3", ms_shape=(32, 32), seed=4)
+    result = adapt_head([wv3], tmp_path / "wv3", load_extractor(qb["encoders"]), tiny_settings())
+    model = load_pansharpener(result.out)
+    assert model.n_bands == 8 and model.config["extractor_bands"] == [1, 2, 4, 6]
+
+
+def test_cross_sensor_refuses_what_cannot_be_matched(qb, tmp_path):
+    wv3_encoders = random_extractor(
+        ["coastal", "blue", "green", "yellow", "red", "rededge", "nir", "nir2"], 4, (4, 8, 8, 8)
+    )
+    with pytest.raises(ValueError, match=r"missing \['coastal', 'yellow', 'rededge', 'nir2'\]"):
+        adapt_head([qb["store"]], tmp_path / "x", wv3_encoders, tiny_settings())
+    landsat = write_synthetic_store(tmp_path / "zarr", "Landsat-8", ms_shape=(32, 32), seed=5)
+    with pytest.raises(ValueError, match="ratio 4.*ratio 2"):
+        adapt_head([landsat], tmp_path / "y", load_extractor(qb["encoders"]), tiny_settings())
+
+
+def test_random_encoder_ablation_and_d_s_loss_run(qb, tmp_path):
+    result = adapt_head(
+        [qb["store"]],
+        tmp_path / "random",
+        None,
+        tiny_settings(random_encoders=True, spatial_loss="d_s"),
+    )
+    model = load_pansharpener(result.out)
+    assert model.config["random_encoders"] is True
+    assert not model.extractor.config["pretrained"]
