@@ -18,7 +18,9 @@ app = typer.Typer(
 
 
 # Each module in flows/commands defines ``register(app)`` adding its sub-command(s).
-COMMAND_MODULES: tuple[str, ...] = ("serve", "report", "ingest", "pretrain", "adapt", "pansharpen")
+COMMAND_MODULES: tuple[str, ...] = (
+    "serve", "report", "ingest", "pretrain", "adapt", "pansharpen", "evaluate",
+)
 
 
 def _register_commands() -> None:

@@ -1,0 +1,72 @@
+"""Writing evaluation results: metrics.json, a long-form CSV and a Markdown table per scene.
+
+Layout under ``out`` (what the report stage reads): ``metrics.json`` = {scene: {method: {index:
+value}}}, ``metrics_long.csv`` with columns scene, sensor, method, resolution, index, value,
+``tables/<scene>.md`` and ``panels/<scene>.npz`` (picture crops). Every file is written to a
+temporary name and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from crossdiff_core.evaluation import FULL_INDICES, REDUCED_INDICES, SceneEvaluation
+from crossdiff_core.report.files import write_text_atomic
+from crossdiff_core.report.panels_data import panel_arrays, save_panel_arrays
+
+LONG_COLUMNS = ("scene", "sensor", "method", "resolution", "index", "value")
+
+
+def metrics_mapping(results: Sequence[SceneEvaluation]) -> dict[str, dict[str, dict[str, float]]]:
+    return {r.scene_id: {m: dict(s) for m, s in r.scores.items()} for r in results}
+
+
+def long_rows(results: Sequence[SceneEvaluation]) -> list[dict[str, object]]:
+    rows = []
+    for result in results:
+        for method, scores in result.scores.items():
+            for index, value in scores.items():
+                resolution = "reduced" if index in REDUCED_INDICES else "full"
+                rows.append({"scene": result.scene_id, "sensor": result.sensor, "method": method,
+                             "resolution": resolution, "index": index, "value": value})
+    return rows
+
+
+def markdown_table(result: SceneEvaluation) -> str:
+    """Two Markdown tables (reduced, full resolution): one row per method."""
+    lines = [f"# {result.scene_id} ({result.sensor}, ratio {result.ratio})", ""]
+    for title, indices in (("Reduced resolution (Wald protocol)", REDUCED_INDICES),
+                           ("Full resolution", FULL_INDICES)):
+        lines += [f"## {title}", "", "| method | " + " | ".join(indices) + " |",
+                  "| --- |" + " ---: |" * len(indices)]
+        for method, scores in result.scores.items():
+            cells = " | ".join(f"{scores[i]:.4f}" if i in scores else "" for i in indices)
+            lines.append(f"| {method} | {cells} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_evaluation(results: Sequence[SceneEvaluation], out: str | Path,
+                     panel_crop: int = 256) -> dict[str, Path]:
+    """Write every output file; returns their paths by kind."""
+    out = Path(out)
+    written = {"metrics": write_text_atomic(
+        out / "metrics.json", json.dumps(metrics_mapping(results), indent=2) + "\n")}
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=LONG_COLUMNS)
+    writer.writeheader()
+    writer.writerows(long_rows(results))
+    written["long_csv"] = write_text_atomic(out / "metrics_long.csv", buffer.getvalue())
+    for result in results:
+        written[f"table:{result.scene_id}"] = write_text_atomic(
+            out / "tables" / f"{result.scene_id}.md", markdown_table(result))
+        panels = panel_arrays(result.pan, result.ms_up, result.fused_full, result.ms,
+                              result.fused_reduced, result.band_names, result.sensor,
+                              crop=panel_crop)
+        written[f"panel:{result.scene_id}"] = save_panel_arrays(
+            panels, out / "panels" / f"{result.scene_id}.npz")
+    return written

@@ -1,0 +1,42 @@
+"""Prefect tasks of the evaluate stage: score one scene store, write the result files."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from crossdiff_core.evaluation import Method, SceneEvaluation, evaluate_scene
+from crossdiff_core.evaluation_files import write_evaluation
+from crossdiff_core.io.store import open_scene
+
+
+def _retry_on_io_error(task, task_run, state) -> bool:
+    """Retry transient I/O failures only; bad input and missing files fail at once."""
+    try:
+        state.result(raise_on_failure=True)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+@task(name="score-scene", cache_policy=NO_CACHE)
+def score_scene_task(store: str | Path, methods: Mapping[str, Method], max_pan_size: int = 1024,
+                     block_size: int = 32, border_cut: int = 0) -> SceneEvaluation:
+    """Read a centred crop of one scene store and score every method on it (writes nothing)."""
+    return evaluate_scene(open_scene(store), methods, max_pan_size=max_pan_size,
+                          block_size=block_size, border_cut=border_cut)
+
+
+@task(name="write-evaluation", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5,
+      retry_condition_fn=_retry_on_io_error)
+def write_evaluation_task(results: Sequence[SceneEvaluation], out: str | Path,
+                          panel_crop: int = 256) -> dict[str, Path]:
+    """Write metrics.json, metrics_long.csv, tables/*.md and panels/*.npz under ``out``."""
+    return write_evaluation(results, out, panel_crop=panel_crop)
