@@ -186,17 +186,19 @@ def _resolve_sensor(raw: RawPair, sensor: str | None, label: Path) -> Sensor:
         raise InvalidContentError(f"{label}: {error}") from error
 
 
-def _content_checks(pan: xr.DataArray, ms: xr.DataArray, nodata: float | None) -> dict:
-    """Lazy statistics computed in the same pass as the write."""
-    checks = {
-        "pan_min": pan.data.min(), "pan_max": pan.data.max(),
-        "ms_min": ms.data.min(axis=(1, 2)), "ms_max": ms.data.max(axis=(1, 2)),
-    }
-    if nodata is not None:
-        checks["pan_nodata"] = (pan.data == nodata).sum()
-        checks["ms_nodata"] = (ms.data == nodata).sum()
-    if np.issubdtype(pan.dtype, np.floating) or np.issubdtype(ms.dtype, np.floating):
-        checks["nan"] = da.isnan(pan.data).sum() + da.isnan(ms.data).sum()
+def _content_checks(nodata: float | None):
+    """Lazy statistics of the arrays being stored: (pan (y, x), ms (band, y, x)) -> dict."""
+
+    def checks(pan: da.Array, ms: da.Array) -> dict:
+        named = {"pan_min": pan.min(), "pan_max": pan.max(),
+                 "ms_min": ms.min(axis=(1, 2)), "ms_max": ms.max(axis=(1, 2))}
+        if nodata is not None:
+            named["pan_nodata"] = (pan == nodata).sum()
+            named["ms_nodata"] = (ms == nodata).sum()
+        if np.issubdtype(pan.dtype, np.floating) or np.issubdtype(ms.dtype, np.floating):
+            named["nan"] = da.isnan(pan).sum() + da.isnan(ms).sum()
+        return named
+
     return checks
 
 
@@ -319,7 +321,7 @@ def _ingest_pair(raw: RawPair, label: Path, digest: str, out_dir: str | Path,
         return write_scene_store(
             pan, ms, attrs, out_dir, chunk_size=chunk_size, overwrite=force,
             progress=progress and not distributed,
-            checks=_content_checks(pan, ms, raw.nodata),
+            checks=_content_checks(raw.nodata),
             finalize=_validator(label, pan, ms, sensor.bands, is_float),
         )
 
