@@ -221,6 +221,12 @@ def q2n(reference: np.ndarray, fused: np.ndarray, block_size: int = 32, shift: i
     _check_block(reference.shape, block_size, "reference")
     if isinstance(shift, bool) or int(shift) != shift or not 1 <= shift <= block_size:
         raise ValueError(f"shift must be an integer in [1, block_size], got {shift!r}")
+    return _q2n(reference, fused, block_size, shift)
+
+
+def _q2n(reference: np.ndarray, fused: np.ndarray, block_size: int, shift: int) -> float:
+    """Q2n on checked float64 arrays (derived references such as interp23tap(MS) may ring slightly
+    below zero; the uint16 cast clips them as the reference code does)."""
     rows, cols = reference.shape[1:]
     steps_y, steps_x = -(-rows // shift), -(-cols // shift)
     pad_y = (steps_y - 1) * shift + block_size - rows
@@ -326,7 +332,8 @@ def hqnr(fused: np.ndarray, ms: np.ndarray, pan: np.ndarray, ratio: int, sensor:
     fused, ms, pan, ratio = _full_resolution_inputs(fused, ms, pan, ratio)
     _check_block(fused.shape, block_size, "fused")
     ms_expanded = interp23tap(ms, ratio)
-    d_lambda_k = 1.0 - q2n(ms_expanded, mtf_filter(fused, sensor, ratio), block_size, block_size)
+    d_lambda_k = 1.0 - _q2n(ms_expanded, mtf_filter(fused, sensor, ratio), block_size,
+                            block_size)
     d_s = _d_s(fused, ms_expanded, pan, ratio, block_size)
     return {"d_lambda_k": d_lambda_k, "d_s": d_s, "hqnr": (1.0 - d_lambda_k) * (1.0 - d_s)}
 
