@@ -86,3 +86,24 @@ def test_samplers_give_documented_shapes_and_are_deterministic():
     torch.testing.assert_close(ddpm[0], ddpm[1], rtol=0, atol=0)
     assert not torch.equal(ddpm[0], ddpm[2])
     assert diffusion.ddim_timesteps(4) == [19, 13, 6, 0]
+
+
+def test_samplers_recover_x0_with_an_oracle_denoiser():
+    diffusion = GaussianDiffusion(make_schedule("cosine", 200))
+    x0 = torch.rand(1, 2, 8, 8) * 0.3 - 0.8
+
+    def oracle(x_t, t, condition):
+        return (x_t - diffusion._at(diffusion.sqrt_alphas_cumprod, t, x_t) * x0) / diffusion._at(
+            diffusion.sqrt_one_minus_alphas_cumprod, t, x_t
+        )
+
+    condition = torch.zeros(1, 1, 8, 8)
+    for sampled in (
+        diffusion.ddim_sample(oracle, condition, x0.shape, steps=5,
+                              generator=torch.Generator().manual_seed(0)),
+        diffusion.ddim_sample(oracle, condition, x0.shape, steps=7, eta=1.0,
+                              generator=torch.Generator().manual_seed(1)),
+        diffusion.ddpm_sample(oracle, condition, x0.shape,
+                              generator=torch.Generator().manual_seed(2)),
+    ):
+        torch.testing.assert_close(sampled, x0, atol=1e-5, rtol=0)

@@ -66,6 +66,7 @@ def test_run_writes_model_curves_and_diagnostics(tmp_path, scenes):
     assert document["extra"]["branch"] == "m2p" and document["extra"]["ratio"] == 2
     diagnostics = json.loads((folder / "diagnostics.json").read_text())
     assert diagnostics["rmse"] > 0 and diagnostics["tile"]["pan_size"] == 16
+    assert set(diagnostics["one_step_x0_mae"]) == {"50"}  # T = 100 keeps only t = 50
     assert (folder / "quicklook.png").stat().st_size > 1000
     assert load_checkpoint(folder / "checkpoint.pt")["step"] == 3
 

@@ -17,6 +17,7 @@ from crossdiff_core.train.pretrain import branch_inputs
 
 DIAGNOSTICS_FILE = "diagnostics.json"
 QUICKLOOK_FILE = "quicklook.png"
+DENOISE_CHECK_STEPS = (50, 250, 500, 750)
 
 
 def _display(image: np.ndarray, rgb: tuple[int, int, int] | None) -> np.ndarray:
@@ -63,7 +64,8 @@ def write_diagnostics(
     recent_loss: float | None = None,
 ) -> dict:
     """DDIM-sample the held-aside tile (P2M: PAN -> MS, M2P: MS -> PAN), write quicklook.png and
-    diagnostics.json (RMSE / MAE in the model range [-1, 1], PSNR over that range of 2) and return
+    diagnostics.json (RMSE / MAE in the model range [-1, 1], PSNR over that range of 2, and the MAE
+    of one-step x0 estimates from the real image noised at t in DENOISE_CHECK_STEPS) and return
     the diagnostics dict. ``recent_loss`` is the mean loss of the last tenth of the steps (a single
     step's loss is noisy: it depends on the timesteps drawn).
     """
@@ -78,6 +80,18 @@ def write_diagnostics(
         model, condition[None].to(device), (1, *target.shape), steps=config.sample_steps,
         generator=torch.Generator().manual_seed(config.seed), guidance_scale=config.guidance_scale,
     )[0].float().cpu()
+    # One-step x0 estimates from the real image noised at a few t: what the frozen encoders see
+    # (t_feature ~ 50), and a check that does not depend on a long sampling trajectory.
+    one_step = {}
+    noise_generator = torch.Generator().manual_seed(config.seed + 2)
+    for step in DENOISE_CHECK_STEPS:
+        if step >= diffusion.num_timesteps:
+            continue
+        t = torch.tensor([step], device=device)
+        noise = torch.randn((1, *target.shape), generator=noise_generator).to(device)
+        x_t = diffusion.q_sample(target[None].to(device), t, noise)
+        x0 = diffusion.predict_x0(x_t, t, model(x_t, t, condition[None].to(device)))
+        one_step[str(step)] = float((x0.clamp(-1, 1).cpu()[0] - target).abs().mean())
     model.train(was_training)
     error = generated - target
     rmse = float(error.pow(2).mean().sqrt())
@@ -94,6 +108,7 @@ def write_diagnostics(
         "rmse": rmse,
         "mae": float(error.abs().mean()),
         "psnr_db": float(20 * np.log10(2.0 / max(rmse, 1e-12))),
+        "one_step_x0_mae": one_step,
     }
     scene = dataset._open()[box.scene]
     rgb = _rgb_indices(scene.band_names)

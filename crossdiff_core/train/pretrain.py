@@ -16,14 +16,14 @@ import csv
 import io
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 
 from crossdiff_core.diffusion import GaussianDiffusion, make_schedule
 from crossdiff_core.nets.unet import ConditionalUNet, save_unet
@@ -33,7 +33,7 @@ from crossdiff_core.train.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from crossdiff_core.train.config import PretrainConfig
+from crossdiff_core.train.config import BRANCHES, PretrainConfig
 from crossdiff_core.train.patches import PatchDataset
 
 LOSSES_FILE = "losses.csv"
@@ -135,14 +135,22 @@ def _write_losses(path: Path, losses: list[float]) -> None:
     os.replace(temporary, path)
 
 
-def _batches(first_step: int, steps: int, batch_size: int, dist: _Distributed) -> list[list[int]]:
-    """Dataset indices this process reads at each remaining step (its share of the global batch)."""
-    local = batch_size // dist.world_size
-    return [
-        list(range(step * batch_size + dist.rank * local,
-                   step * batch_size + (dist.rank + 1) * local))
-        for step in range(first_step, steps)
-    ]
+class _StepBatches(Sampler[list[int]]):
+    """Dataset indices this process reads at each remaining step (its share of the global batch):
+    step s covers items [s * G, (s + 1) * G) and rank r of N takes the r-th of N equal slices."""
+
+    def __init__(self, first_step: int, steps: int, batch_size: int, dist: _Distributed) -> None:
+        self.first_step, self.steps, self.batch_size = first_step, steps, batch_size
+        self.local = batch_size // dist.world_size
+        self.offset = dist.rank * self.local
+
+    def __len__(self) -> int:
+        return max(self.steps - self.first_step, 0)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for step in range(self.first_step, self.steps):
+            begin = step * self.batch_size + self.offset
+            yield list(range(begin, begin + self.local))
 
 
 class _Ema:
@@ -250,15 +258,18 @@ def train_branch(
         folder.mkdir(parents=True, exist_ok=True)
     loader = DataLoader(
         dataset,
-        batch_sampler=_batches(start, config.steps, config.batch_size, dist),
+        batch_sampler=_StepBatches(start, config.steps, config.batch_size, dist),
         num_workers=config.num_workers,
         pin_memory=use_cuda,
         persistent_workers=False,
     )
     local = config.batch_size // dist.world_size
     sample_shape_channels = dataset.n_bands if config.branch == "p2m" else 1
+    # TQDM_DISABLE (as tests and CI set it) wins over the config; one bar line per branch.
+    quiet = os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true", "yes")
     progress = tqdm(total=config.steps, initial=start, desc=f"pretrain {config.branch}",
-                    disable=not (config.progress and dist.is_main), dynamic_ncols=True)
+                    disable=quiet or not (config.progress and dist.is_main),
+                    position=BRANCHES.index(config.branch), dynamic_ncols=True)
     model.train()
     step = start
     tick = time.perf_counter()
