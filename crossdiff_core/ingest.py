@@ -3,8 +3,9 @@ Zarr scene stores: detect the format, read lazily, align to the nesting invarian
 write chunk by chunk.
 
 Sources are matched by sha256: ingesting the same source again is a no-op unless ``force``.
-Content checks (all-nodata or constant rasters, NaN) run in the same dask pass as the write, on a
-hidden temporary store that is deleted if they fail, so bad input never leaves a store behind.
+Content checks (all-nodata or constant rasters, NaN) use per-chunk summaries made while the chunks
+are written to a hidden temporary store, which is deleted if they fail: bad input never leaves a
+store behind, and every source chunk is read once.
 """
 
 from __future__ import annotations
@@ -16,9 +17,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import dask.array as da
 import numpy as np
-import xarray as xr
 
 from crossdiff_core.io.align import align_pair, check_nested_shapes
 from crossdiff_core.io.archive import ExtractedArchive, archive_kind
@@ -186,45 +185,31 @@ def _resolve_sensor(raw: RawPair, sensor: str | None, label: Path) -> Sensor:
         raise InvalidContentError(f"{label}: {error}") from error
 
 
-def _content_checks(nodata: float | None):
-    """Lazy statistics of the arrays being stored: (pan (y, x), ms (band, y, x)) -> dict."""
+def _validator(label: Path, bands: Sequence[str], is_float: bool):
+    """Checks on the chunk summaries of the store being written (see write_scene_store)."""
 
-    def checks(pan: da.Array, ms: da.Array) -> dict:
-        named = {"pan_min": pan.min(), "pan_max": pan.max(),
-                 "ms_min": ms.min(axis=(1, 2)), "ms_max": ms.max(axis=(1, 2))}
-        if nodata is not None:
-            named["pan_nodata"] = (pan == nodata).sum()
-            named["ms_nodata"] = (ms == nodata).sum()
-        if np.issubdtype(pan.dtype, np.floating) or np.issubdtype(ms.dtype, np.floating):
-            named["nan"] = da.isnan(pan).sum() + da.isnan(ms).sum()
-        return named
-
-    return checks
-
-
-def _validator(label: Path, pan: xr.DataArray, ms: xr.DataArray, bands: Sequence[str],
-               is_float: bool):
-    def finalize(results: dict) -> dict:
-        if results.get("nan", 0):
+    def finalize(summaries: dict) -> dict:
+        pan, ms = summaries["pan"], summaries["ms"]
+        nan = int(pan["nan"].sum() + ms["nan"].sum())
+        if nan:
             raise InvalidContentError(
-                f"{label}: {int(results['nan'])} pixels are NaN; give the file a nodata value "
-                "or fill them before ingesting"
+                f"{label}: {nan} pixels are NaN; give the file a nodata value or fill them "
+                "before ingesting"
             )
-        for name, array in (("PAN", pan), ("MS", ms)):
-            key = f"{name.lower()}_nodata"
-            if key in results and int(results[key]) == array.size:
+        for name, summary in (("PAN", pan), ("MS", ms)):
+            if int(summary["nodata"].sum()) == int(summary["size"].sum()):
                 raise InvalidContentError(f"{label}: the {name} is entirely nodata")
-        if results["pan_min"] == results["pan_max"]:
+        if pan["min"][0] == pan["max"][0]:
             raise InvalidContentError(
-                f"{label}: the PAN is constant (every pixel is {results['pan_min']})"
+                f"{label}: the PAN is constant (every pixel is {pan['min'][0]})"
             )
-        for band, low, high in zip(bands, results["ms_min"], results["ms_max"], strict=True):
+        for band, low, high in zip(bands, ms["min"], ms["max"], strict=True):
             if low == high:
                 raise InvalidContentError(
                     f"{label}: MS band {band!r} is constant (every pixel is {low})"
                 )
         if is_float:
-            return {"scale_max": float(max(results["pan_max"], np.max(results["ms_max"])))}
+            return {"scale_max": float(max(pan["max"].max(), ms["max"].max()))}
         return {}
 
     return finalize
@@ -321,8 +306,7 @@ def _ingest_pair(raw: RawPair, label: Path, digest: str, out_dir: str | Path,
         return write_scene_store(
             pan, ms, attrs, out_dir, chunk_size=chunk_size, overwrite=force,
             progress=progress and not distributed,
-            checks=_content_checks(raw.nodata),
-            finalize=_validator(label, pan, ms, sensor.bands, is_float),
+            finalize=_validator(label, sensor.bands, is_float),
         )
 
 
