@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import dask.array as da
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, signal
 
 from crossdiff_core.sensors import Sensor, get_sensor
 
@@ -122,9 +122,11 @@ def filter_bands(ms: np.ndarray, kernels: np.ndarray) -> np.ndarray:
         kernels = np.broadcast_to(kernels, (ms.shape[0], *kernels.shape))
     if kernels.shape[0] != ms.shape[0]:
         raise ValueError(f"{kernels.shape[0]} kernels for {ms.shape[0]} bands")
-    # fwind1 kernels are not separable, so each band needs a full 2-D correlation.
-    return np.stack([ndimage.correlate(band, k, mode="nearest") for band, k in zip(ms, kernels,
-                                                                                   strict=True)])
+    half = kernels.shape[-1] // 2
+    # fwind1 kernels are not separable: a 2-D correlation per band, done by FFT on the
+    # edge-replicated image (replicate borders), which is exact to rounding and far faster.
+    padded = np.pad(ms, ((0, 0), (half, half), (half, half)), mode="edge")
+    return signal.fftconvolve(padded, kernels[:, ::-1, ::-1], mode="valid", axes=(1, 2))
 
 
 def mtf_filter(ms: np.ndarray, sensor: str | Sensor, ratio: int) -> np.ndarray:
