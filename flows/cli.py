@@ -19,7 +19,7 @@ app = typer.Typer(
 
 # Each module in flows/commands defines ``register(app)`` adding its sub-command(s).
 COMMAND_MODULES: tuple[str, ...] = (
-    "serve", "report", "ingest", "pretrain", "adapt", "pansharpen", "evaluate",
+    "serve", "report", "ingest", "pretrain", "adapt", "pansharpen", "evaluate", "cross_sensor",
 )
 
 

@@ -130,25 +130,28 @@ def _existing_sources(sources: list, logger_name: str = "cross_sensor") -> list:
     return kept
 
 
-def main() -> None:
+def main(scenes: list[str] | None = None, out: str | None = None) -> Path:
+    """Run the flow from the ``cross_sensor`` section; ``scenes``/``out`` override it (given
+    scenes also skip the development sources)."""
     params = load_params("cross_sensor")
-    scenes = [str(s) for s in params.get("scenes", ["data/zarr"])]
-    sources = _existing_sources(list(params.get("dev_sources") or []))
-    if sources:
-        from flows.ingest import ingest_flow
+    if scenes is None:
+        scenes = [str(s) for s in params.get("scenes", ["data/zarr"])]
+        sources = _existing_sources(list(params.get("dev_sources") or []))
+        if sources:
+            from flows.ingest import ingest_flow
 
-        ingest_out = str(params.get("ingest_out", "data/zarr_dev"))
-        ingest_flow(sources=sources, out=ingest_out)
-        if ingest_out not in scenes:
-            scenes.append(ingest_out)
+            ingest_out = str(params.get("ingest_out", "data/zarr_dev"))
+            ingest_flow(sources=sources, out=ingest_out)
+            if ingest_out not in scenes:
+                scenes.append(ingest_out)
     settings = {}
     for stage in ("pretrain", "freeze", "adapt"):
         section = {k: v for k, v in load_params(stage).items() if k not in ("scenes", "out")}
         section.update(params.get(stage) or {})
         settings[stage] = section
-    cross_sensor_flow(
+    return cross_sensor_flow(
         scenes=scenes,
-        out=str(params.get("out", "reports/cross_sensor")),
+        out=out or str(params.get("out", "reports/cross_sensor")),
         work_dir=str(params.get("work_dir", "data/models/cross_sensor")),
         max_scenes_per_sensor=params.get("max_scenes_per_sensor"),
         max_pan_size=int(params.get("max_pan_size", 512)),
