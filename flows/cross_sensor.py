@@ -114,17 +114,22 @@ def cross_sensor_flow(
     return written["markdown"]
 
 
-def _existing_sources(sources: list, logger_name: str = "cross_sensor") -> list:
-    """Development sources that exist here (the real scenes beside the project may be absent)."""
+def _dev_sources(entries: list) -> list[tuple[str | list[str], str | None]]:
+    """``(source, sensor)`` for each development entry that exists here: an entry is a path, a
+    [PAN, MS] pair, or ``{source: ..., sensor: ...}`` for deliveries that do not name their sensor.
+    The real scenes beside the project may be absent on other machines: those are skipped."""
     import logging
 
     kept = []
-    for source in sources:
+    for entry in entries:
+        source, sensor = (
+            (entry["source"], entry.get("sensor")) if isinstance(entry, dict) else (entry, None)
+        )
         paths = source if isinstance(source, list) else [source]
         if all(Path(p).exists() for p in paths):
-            kept.append(source)
+            kept.append((source, sensor))
         else:
-            logging.getLogger(logger_name).warning(
+            logging.getLogger("cross_sensor").warning(
                 "cross_sensor.dev_sources: %s not found, skipped", source
             )
     return kept
@@ -136,12 +141,13 @@ def main(scenes: list[str] | None = None, out: str | None = None) -> Path:
     params = load_params("cross_sensor")
     if scenes is None:
         scenes = [str(s) for s in params.get("scenes", ["data/zarr"])]
-        sources = _existing_sources(list(params.get("dev_sources") or []))
+        sources = _dev_sources(list(params.get("dev_sources") or []))
         if sources:
             from flows.ingest import ingest_flow
 
-            ingest_out = str(params.get("ingest_out", "data/zarr_dev"))
-            ingest_flow(sources=sources, out=ingest_out)
+            ingest_out = str(params.get("ingest_out", "data/models/cross_sensor/dev_scenes"))
+            for source, sensor in sources:
+                ingest_flow(sources=[source], out=ingest_out, sensor=sensor)
             if ingest_out not in scenes:
                 scenes.append(ingest_out)
     settings = {}
