@@ -66,7 +66,18 @@ def pansharpen(
 
                 # Align and check the pair exactly as ingestion does (grids that do not nest).
                 scene = ingest_source((str(pan), str(ms)), scratch, sensor=sensor).store
+            from crossdiff_core.infer import check_scene_fits, load_fuser
+            from crossdiff_core.io.store import open_scene
             from flows.pansharpen import pansharpen_flow
+
+            # Refuse a mismatched model or a tiny scene in one line, before any flow starts.
+            opened = open_scene(scene)
+            check_scene_fits(
+                tuple(opened.pan.shape),
+                tuple(opened.ms.shape),
+                load_fuser(folder, opened, "cpu"),
+                str(scene),
+            )
 
             path = pansharpen_flow(
                 model=folder,
