@@ -96,3 +96,16 @@ def test_bad_inputs_raise_clear_errors(small_pair):
         METHODS["mtf_glp_hpm"](np.where(ms > 0, np.nan, ms), pan, 4, "QB")
     with pytest.raises(ValueError, match="constant"):
         METHODS["ihs"](ms, np.full_like(pan, 3.0), 4, "QB")
+
+
+def test_fuse_scene_is_lazy_and_equals_in_memory(tmp_path):
+    from crossdiff_core.baselines.scene import fuse_scene
+    from crossdiff_core.io.store import open_scene
+    from crossdiff_core.synthetic import write_synthetic_store
+
+    scene = open_scene(write_synthetic_store(tmp_path, "QuickBird", ms_shape=(24, 20), seed=3))
+    fused = fuse_scene(scene, "gsa")
+    assert isinstance(fused.data, da.Array) and fused.dims == ("band", "y", "x")
+    assert list(fused["band"].values) == scene.band_names
+    expected = METHODS["gsa"](scene.ms.values, scene.pan.values, 4, "QuickBird")
+    np.testing.assert_allclose(fused.values, expected, rtol=1e-10, atol=1e-8)
