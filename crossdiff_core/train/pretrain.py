@@ -351,6 +351,7 @@ def train_branch(
             "ratio": dataset.ratio,
             "sensor": str(scene.attrs["sensor"]),
             "band_names": scene.band_names,
+            "scale_max": scene.scale_max,
             "ema": ema is not None,
         }
         save_unet(final_model.float().to(memory_format=torch.contiguous_format), folder, extra)
