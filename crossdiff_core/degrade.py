@@ -9,8 +9,6 @@ same result chunk by chunk on dask arrays (exact: the overlaps cover each filter
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import dask.array as da
 import numpy as np
 from scipy import ndimage, signal
@@ -247,7 +245,7 @@ def _spatial_depth(arr: da.Array, depth: int) -> dict[int, int]:
     return {arr.ndim - 2: depth, arr.ndim - 1: depth}
 
 
-def _require_chunk_multiple(arr: da.Array, multiple: int, name: str) -> da.Array:
+def _require_chunk_multiple(arr: da.Array, multiple: int) -> da.Array:
     """Rechunk the spatial axes so every chunk but the last is a multiple of ``multiple``."""
     chunks = []
     for axis_chunks in arr.chunks[-2:]:
@@ -313,8 +311,8 @@ def imresize_shrink_dask(image: da.Array, ratio: int) -> da.Array:
         raise ValueError(f"image size {image.shape[-2:]} is not a multiple of ratio {ratio}")
     trim_lr = 3  # low-resolution pixels: the antialiased cubic spans 2 of them each side
     depth = trim_lr * ratio
-    image = _min_chunk(_require_chunk_multiple(image, ratio, "image"), depth).astype(np.float64)
-    image = _require_chunk_multiple(image, ratio, "image")
+    image = _min_chunk(_require_chunk_multiple(image, ratio), depth).astype(np.float64)
+    image = _require_chunk_multiple(image, ratio)
     # dask's 'reflect' mirrors including the edge sample, as MATLAB's imresize does.
     extended = da.overlap.overlap(image, depth=_spatial_depth(image, depth),
                                   boundary={image.ndim - 2: "reflect", image.ndim - 1: "reflect"})
@@ -329,7 +327,7 @@ def decimate_dask(image: da.Array, ratio: int) -> da.Array:
     _check_ratio(ratio)
     if image.shape[-1] % ratio or image.shape[-2] % ratio:
         raise ValueError(f"image size {image.shape[-2:]} is not a multiple of ratio {ratio}")
-    image = _require_chunk_multiple(image, ratio, "image")
+    image = _require_chunk_multiple(image, ratio)
     lead = image.chunks[:-2]
     out_chunks = (*lead, *(tuple(c // ratio for c in ch) for ch in image.chunks[-2:]))
     return image.map_blocks(decimate, ratio=ratio, chunks=out_chunks, dtype=image.dtype)
@@ -345,8 +343,3 @@ def wald_degrade_dask(ms: da.Array, pan: da.Array, ratio: int,
     ms_lr = decimate_dask(mtf_filter_dask(ms, sensor, ratio), ratio)
     return ms_lr, imresize_shrink_dask(pan, ratio)
 
-
-def as_dask(array, chunks: int | Sequence[int] | str = "auto") -> da.Array:
-    """A dask view of a numpy, dask or xarray array (xarray: its ``.data``)."""
-    data = getattr(array, "data", array)
-    return data if isinstance(data, da.Array) else da.from_array(np.asarray(data), chunks=chunks)
