@@ -22,10 +22,12 @@ def report_flow(
     adapt_dir: Path | None,
     out: Path,
     on_artifact: Callable[[Path], None] | None = None,
+    cross_sensor_dir: Path | None = None,
 ) -> Path:
     """Write ``<out>/report.md``, ``report.html`` and ``figures/*.png``; returns report.md.
 
     ``on_artifact(path)`` is called for each file written (figures first, then both documents).
+    ``cross_sensor_dir``: the cross-sensor flow's output; its matrix is added when it exists.
     """
     out = Path(out)
     figures_dir = out / FIGURES_DIR
@@ -39,11 +41,17 @@ def report_flow(
         Path(adapt_dir) if adapt_dir else None,
         figures_dir,
     )
-    markdown, html_file = report_tasks.write_report(evaluation, scene_figures, curve_figures, out)
+    cross_sensor = report_tasks.render_cross_sensor(
+        Path(cross_sensor_dir) if cross_sensor_dir else None, figures_dir
+    )
+    markdown, html_file = report_tasks.write_report(
+        evaluation, scene_figures, curve_figures, out, cross_sensor
+    )
     if on_artifact is not None:
         for path in [
             *(p for f in scene_figures.values() for p in f.values()),
             *curve_figures.values(),
+            *([cross_sensor[1]] if cross_sensor else []),
             markdown,
             html_file,
         ]:
@@ -58,6 +66,9 @@ def main() -> None:
         pretrain_dir=Path(params["pretrain_dir"]) if params.get("pretrain_dir") else None,
         adapt_dir=Path(params["adapt_dir"]) if params.get("adapt_dir") else None,
         out=Path(params.get("out", "reports/report")),
+        cross_sensor_dir=Path(params["cross_sensor_dir"])
+        if params.get("cross_sensor_dir")
+        else None,
     )
 
 

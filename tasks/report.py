@@ -8,6 +8,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from crossdiff_core.report import build
+from crossdiff_core.report.cross_sensor import CrossSensorScore
 
 
 @task(name="load-evaluation", cache_policy=NO_CACHE)
@@ -30,13 +31,23 @@ def render_training_curves(
     return build.render_training_curves(pretrain_dir, adapt_dir, figures_dir)
 
 
+@task(name="render-cross-sensor", cache_policy=NO_CACHE)
+def render_cross_sensor(
+    cross_sensor_dir: Path | None, figures_dir: Path
+) -> tuple[list[CrossSensorScore], Path] | None:
+    """Read the cross-sensor scores (if that flow ran) and redraw their heat map."""
+    scores = build.load_cross_sensor(cross_sensor_dir)
+    return (scores, build.render_cross_sensor_figure(scores, figures_dir)) if scores else None
+
+
 @task(name="write-report", cache_policy=NO_CACHE)
 def write_report(
     evaluation: build.Evaluation,
     scene_figures: dict[str, dict[str, Path]],
     curve_figures: dict[str, Path],
     out: Path,
+    cross_sensor: tuple[list[CrossSensorScore], Path] | None = None,
 ) -> tuple[Path, Path]:
     """Write report.md and report.html."""
-    blocks = build.report_blocks(evaluation, scene_figures, curve_figures, out)
+    blocks = build.report_blocks(evaluation, scene_figures, curve_figures, out, cross_sensor)
     return build.write_report(blocks, out)

@@ -17,6 +17,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from crossdiff_core.report.cross_sensor import (
+    MATRIX_INDICES,
+    CrossSensorScore,
+    matrix_table,
+    read_scores_csv,
+    render_heat_map,
+)
 from crossdiff_core.report.curves import find_loss_files, render_loss_curves
 from crossdiff_core.report.document import (
     Block,
@@ -171,11 +178,25 @@ def _mtf_note(sensor_name: str) -> str | None:
     return None
 
 
+def load_cross_sensor(cross_sensor_dir: str | Path | None) -> list[CrossSensorScore]:
+    """Scores of ``<cross_sensor_dir>/cross_sensor.csv`` (the cross-sensor flow's output), or an
+    empty list when there is none."""
+    if cross_sensor_dir is None or not (Path(cross_sensor_dir) / "cross_sensor.csv").is_file():
+        return []
+    return read_scores_csv(Path(cross_sensor_dir) / "cross_sensor.csv")
+
+
+def render_cross_sensor_figure(scores: list[CrossSensorScore], figures_dir: str | Path) -> Path:
+    """``cross_sensor.png``: the matrix heat map, redrawn beside the report's other figures."""
+    return render_heat_map(scores, Path(figures_dir) / "cross_sensor.png")
+
+
 def report_blocks(
     evaluation: Evaluation,
     scene_figures: Mapping[str, Mapping[str, Path]],
     curve_figures: Mapping[str, Path],
     out: str | Path,
+    cross_sensor: tuple[list[CrossSensorScore], Path] | None = None,
 ) -> list[Block]:
     """The report's content: goal verdicts, per-scene tables and pictures, mean ranks, loss curves.
     Image paths are made relative to ``out``."""
@@ -229,6 +250,18 @@ def report_blocks(
             )
         if not figures:
             blocks.append(Paragraph(f"No panel arrays for {scene_id} (panels/{scene_id}.npz)."))
+    if cross_sensor is not None and cross_sensor[0]:
+        scores, heat_map = cross_sensor
+        blocks += [
+            Heading("Cross-sensor generalisation", 2),
+            Paragraph(
+                "Rows: sensor whose scenes pretrained the frozen encoders; columns: sensor "
+                "the head was adapted to and evaluated on; bold = within-sensor diagonal."
+            ),
+            Image(relative(heat_map), "cross-sensor heat map"),
+        ]
+        for index in MATRIX_INDICES:
+            blocks.append(matrix_table(scores, index))
     blocks.append(Heading("Training curves", 2))
     if not curve_figures:
         blocks.append(Paragraph("No pretraining or adaptation loss files were found."))
@@ -254,9 +287,11 @@ def build_report(
     adapt_dir: str | Path | None,
     out: str | Path,
     on_artifact: Callable[[Path], None] | None = None,
+    cross_sensor_dir: str | Path | None = None,
 ) -> Path:
     """Build the whole report; returns ``report.md``. ``on_artifact(path)`` is called for
-    every file written (figures, then the two documents), e.g. to attach them to a tracking run."""
+    every file written (figures, then the two documents), e.g. to attach them to a tracking run.
+    ``cross_sensor_dir`` (the cross-sensor flow's output) adds the matrix when it exists."""
     out = Path(out)
     evaluation = load_evaluation(metrics_dir)
     figures_dir = out / FIGURES_DIR
@@ -265,8 +300,10 @@ def build_report(
         for scene_id, panel_file in evaluation.panel_files.items()
     }
     curve_figures = render_training_curves(pretrain_dir, adapt_dir, figures_dir)
+    scores = load_cross_sensor(cross_sensor_dir)
+    cross_sensor = (scores, render_cross_sensor_figure(scores, figures_dir)) if scores else None
     markdown, html_file = write_report(
-        report_blocks(evaluation, scene_figures, curve_figures, out), out
+        report_blocks(evaluation, scene_figures, curve_figures, out, cross_sensor), out
     )
     if on_artifact is not None:
         for figures in scene_figures.values():
@@ -274,6 +311,8 @@ def build_report(
                 on_artifact(path)
         for path in curve_figures.values():
             on_artifact(path)
+        if cross_sensor is not None:
+            on_artifact(cross_sensor[1])
         on_artifact(markdown)
         on_artifact(html_file)
     return markdown

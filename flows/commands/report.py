@@ -24,6 +24,13 @@ def report(
             help="Adaptation output; every *loss*.csv under it is plotted (skipped if absent).",
         ),
     ] = Path("data/models/head"),
+    cross_sensor_dir: Annotated[
+        Path,
+        typer.Option(
+            help="Output of `crossdiff cross-sensor`; its matrix is added when cross_sensor.csv is "
+            "there."
+        ),
+    ] = Path("reports/cross_sensor"),
     out: Annotated[
         Path, typer.Option(help="Folder for report.md, report.html and figures/.")
     ] = Path("reports/report"),
@@ -45,7 +52,9 @@ def report(
     from flows.report import report_flow
 
     try:
-        markdown = report_flow(metrics_dir, pretrain_dir, adapt_dir, out)
+        markdown = report_flow(
+            metrics_dir, pretrain_dir, adapt_dir, out, cross_sensor_dir=cross_sensor_dir
+        )
     except (ValueError, FileNotFoundError) as error:
         console.print(f"[red]error:[/red] {error}")
         raise typer.Exit(code=1) from None

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 from crossdiff_core.report.build import build_report, load_evaluation
+from crossdiff_core.report.cross_sensor import CrossSensorScore, scores_csv
+from crossdiff_core.report.files import write_text_atomic
 from crossdiff_core.report.ranking import INDEX_LABELS, higher_is_better, mean_ranks
 from crossdiff_core.report.tables import format_value
 
@@ -21,9 +23,19 @@ def built_report(tmp_path_factory):
     root = tmp_path_factory.mktemp("report")
     metrics_dir = write_fake_evaluation(root / "reports")
     write_fake_losses(root / "pretrain", root / "adapt")
+    pairs = [("QuickBird", "QuickBird"), ("QuickBird", "Landsat-8"), ("Landsat-8", "Landsat-8")]
+    cross = [
+        CrossSensorScore(a, b, f"{b}-1", 0.8 + 0.01 * i, 0.85) for i, (a, b) in enumerate(pairs)
+    ]
+    write_text_atomic(root / "cross" / "cross_sensor.csv", scores_csv(cross))
     artifacts = []
     markdown = build_report(
-        metrics_dir, root / "pretrain", root / "adapt", root / "out", on_artifact=artifacts.append
+        metrics_dir,
+        root / "pretrain",
+        root / "adapt",
+        root / "out",
+        on_artifact=artifacts.append,
+        cross_sensor_dir=root / "cross",
     )
     metrics = json.loads((metrics_dir / "metrics.json").read_text())
     return markdown, metrics, artifacts
@@ -96,7 +108,11 @@ def test_images_written_and_referenced(built_report):
     text = markdown.read_text()
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     expected = {f"figures/{s}_{kind}.png" for s in SCENES for kind in ("panel", "errors")}
-    expected |= {"figures/pretrain_losses.png", "figures/adapt_losses.png"}
+    expected |= {
+        "figures/pretrain_losses.png",
+        "figures/adapt_losses.png",
+        "figures/cross_sensor.png",
+    }
     assert set(images) == expected
     for image in images:
         data = (out / image).read_bytes()
@@ -108,6 +124,13 @@ def test_images_written_and_referenced(built_report):
         "report.html",
     }
     assert not list(out.rglob("*.tmp"))
+
+
+def test_cross_sensor_matrix_in_report(built_report):
+    text = built_report[0].read_text()
+    section = text.split("## Cross-sensor generalisation")[1].split("\n## ")[0]
+    assert "| pretrained on QuickBird | **0.8000** | 0.8100 |" in section
+    assert "| pretrained on Landsat-8 | n/a | **0.8200** |" in section
 
 
 def test_mean_ranks_average_ties_and_scenes():
