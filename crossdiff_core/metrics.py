@@ -114,19 +114,19 @@ def ergas(reference: np.ndarray, fused: np.ndarray, ratio: int) -> float:
 
 def _box_sum_valid(image: np.ndarray, size: int) -> np.ndarray:
     """Sums over every full size x size window of the last two axes ('valid')."""
-    for axis in (-2, -1):
-        cumulative = np.cumsum(image, axis=axis)
-        head = np.take(cumulative, [size - 1], axis=axis)
-        ahead = _slice_axis(cumulative, axis, size, None)
-        behind = _slice_axis(cumulative, axis, None, -size)
-        image = np.concatenate([head, ahead - behind], axis=axis)
+    for axis in (image.ndim - 2, image.ndim - 1):
+        shape = list(image.shape)
+        shape[axis] += 1
+        cumulative = np.empty(shape)
+        leading = [slice(None)] * image.ndim
+        leading[axis] = slice(0, 1)
+        cumulative[tuple(leading)] = 0.0
+        leading[axis] = slice(1, None)
+        np.cumsum(image, axis=axis, out=cumulative[tuple(leading)])
+        ahead, behind = [slice(None)] * image.ndim, [slice(None)] * image.ndim
+        ahead[axis], behind[axis] = slice(size, None), slice(None, -size)
+        image = cumulative[tuple(ahead)] - cumulative[tuple(behind)]
     return image
-
-
-def _slice_axis(array: np.ndarray, axis: int, start: int | None, stop: int | None) -> np.ndarray:
-    index = [slice(None)] * array.ndim
-    index[axis] = slice(start, stop)
-    return array[tuple(index)]
 
 
 def _uiqi_from_sums(n: int, sum_x, sum_y, sum_xx, sum_yy, sum_xy) -> np.ndarray:
