@@ -90,18 +90,19 @@ def _run(fuse: Fuse, ms: np.ndarray, pan: np.ndarray, stage: str) -> np.ndarray:
 
 def evaluate_method(fuse: Fuse, ms: np.ndarray, pan: np.ndarray, ratio: int,
                     sensor: str | Sensor, *, block_size: int = 32, border_cut: int = 0,
-                    keep_fused: bool = False) -> dict:
+                    keep_fused: bool = False, fuse_reduced: Fuse | None = None) -> dict:
     """Score ``fuse`` on one scene at both resolutions.
 
-    ms (B, h, w) and pan (ratio h, ratio w) in DN. Reduced resolution runs ``fuse`` on
-    ``wald_degrade(ms, pan)`` and compares with ``ms``; full resolution runs it on (ms, pan).
+    ms (B, h, w) and pan (ratio h, ratio w) in DN. Reduced resolution runs ``fuse`` (or
+    ``fuse_reduced`` when given: a model adapted on the degraded pair only) on
+    ``wald_degrade(ms, pan)`` and compares with ``ms``; full resolution runs ``fuse`` on (ms, pan).
     Returns ``{"reduced": {...}, "full": {...}}`` and, with ``keep_fused``, also
     ``"fused_reduced"`` (B, h, w) and ``"fused_full"`` (B, H, W).
     """
     ms = np.asarray(ms, dtype=np.float64)
     pan = np.asarray(pan, dtype=np.float64)
     ms_lr, pan_lr = wald_degrade(ms, pan, ratio, sensor)
-    fused_reduced = _run(fuse, ms_lr, pan_lr, "reduced")
+    fused_reduced = _run(fuse_reduced or fuse, ms_lr, pan_lr, "reduced")
     fused_full = _run(fuse, ms, pan, "full")
     result = {
         "reduced": score_reduced(ms, fused_reduced, ratio, block_size=block_size,
@@ -117,6 +118,15 @@ def evaluate_method(fuse: Fuse, ms: np.ndarray, pan: np.ndarray, ratio: int,
 # --- whole scenes --------------------------------------------------------------------------------
 
 Method = Callable[[np.ndarray, np.ndarray, int, str], np.ndarray]
+
+
+@dataclass(frozen=True)
+class PerResolution:
+    """A method with one fuser per resolution, e.g. a self-supervised model whose reduced-resolution
+    copy was pretrained and adapted on the Wald-degraded pair only (it never sees the reference)."""
+
+    full: Method
+    reduced: Method
 
 
 @dataclass
@@ -157,9 +167,12 @@ def centred_crop(ms_shape: tuple[int, int], ratio: int, max_pan_size: int,
     return slice(starts[0], starts[0] + sizes[0]), slice(starts[1], starts[1] + sizes[1])
 
 
-def evaluate_scene(scene: Scene, methods: Mapping[str, Method], *, max_pan_size: int = 1024,
+def evaluate_scene(scene: Scene, methods: Mapping[str, Method | PerResolution], *,
+                   max_pan_size: int = 1024,
                    block_size: int = 32, border_cut: int = 0) -> SceneEvaluation:
     """Score each ``methods[name](ms, pan, ratio, sensor)`` on a centred crop of ``scene``.
+
+    A :class:`PerResolution` method uses its ``reduced`` fuser on the Wald pair, ``full`` otherwise.
 
     Only the crop is read from the store. Returns a :class:`SceneEvaluation`.
     """
@@ -176,11 +189,21 @@ def evaluate_scene(scene: Scene, methods: Mapping[str, Method], *, max_pan_size:
                              band_names=scene.band_names, scores={}, pan=pan, ms=ms,
                              ms_up=interp23tap(ms, ratio))
     for name, method in methods.items():
-        def fuse(ms_in: np.ndarray, pan_in: np.ndarray, method: Method = method) -> np.ndarray:
+        per_resolution = method if isinstance(method, PerResolution) else None
+        full_method = per_resolution.full if per_resolution else method
+
+        def fuse(ms_in: np.ndarray, pan_in: np.ndarray, method: Method = full_method) -> np.ndarray:
             return method(ms_in, pan_in, ratio, sensor.name)
 
+        fuse_reduced = None
+        if per_resolution is not None:
+            def fuse_reduced(ms_in: np.ndarray, pan_in: np.ndarray,
+                             method: Method = per_resolution.reduced) -> np.ndarray:
+                return method(ms_in, pan_in, ratio, sensor.name)
+
         scored = evaluate_method(fuse, ms, pan, ratio, sensor, block_size=block_size,
-                                 border_cut=border_cut, keep_fused=True)
+                                 border_cut=border_cut, keep_fused=True,
+                                 fuse_reduced=fuse_reduced)
         result.scores[name] = {**scored["reduced"], **scored["full"]}
         result.fused_full[name] = scored["fused_full"]
         result.fused_reduced[name] = scored["fused_reduced"]

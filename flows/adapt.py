@@ -63,6 +63,14 @@ def adapt_flow(
     return {"out": str(result.out), "seconds": result.seconds, "final": final}
 
 
+def scenes_sensor(scenes: list[str]) -> str:
+    """The sensor of the first scene store found in ``scenes`` (tags and registry names)."""
+    from crossdiff_core.io.store import find_scene_stores, read_store_attrs
+
+    stores = find_scene_stores(scenes)
+    return str(read_store_attrs(stores[0])["sensor"]) if stores else "unknown"
+
+
 def main() -> None:
     from flows.tracked import tracked_stage
 
@@ -78,6 +86,13 @@ def main() -> None:
         )
         tracker.log_metrics({f"final_{k}": v for k, v in result["final"].items()})
         tracker.log_artifact(result["out"], "pansharpener")
+        if not params.get("random_encoders"):
+            from tasks import tracking
+
+            version = tracking.register_candidate(
+                Path(result["out"]), load_params("tracking")["pansharpener_model_name"],
+                scenes_sensor(params["scenes"]))
+            print(f"registered pansharpener version {version} as candidate")
 
 
 if __name__ == "__main__":

@@ -10,17 +10,21 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+import numpy as np
 from prefect import flow, get_run_logger
 
 from crossdiff_core.baselines import METHODS
-from crossdiff_core.evaluation import Method
+from crossdiff_core.evaluation import Method, PerResolution
 from crossdiff_core.io.store import find_scene_stores
 from flows.params import load_params
 from tasks.evaluate import score_scene_task, write_evaluation_task
 
+CROSSDIFF_METHODS = ("crossdiff", "crossdiff_random_encoders")
 
-def resolve_methods(names: list[str], extra_methods: Mapping[str, Method] | None = None
-                    ) -> dict[str, Method]:
+
+def resolve_methods(names: list[str],
+                    extra_methods: Mapping[str, Method | PerResolution] | None = None
+                    ) -> dict[str, Method | PerResolution]:
     """Methods by name: ``extra_methods`` first, then the baselines; unknown names raise."""
     available = {**METHODS, **(extra_methods or {})}
     unknown = [n for n in names if n not in available]
@@ -35,7 +39,7 @@ def evaluate_flow(
     scenes: list[str],
     methods: list[str],
     out: str,
-    extra_methods: Mapping[str, Method] | None = None,
+    extra_methods: Mapping[str, Method | PerResolution] | None = None,
     max_pan_size: int = 1024,
     block_size: int = 32,
     border_cut: int = 0,
@@ -63,20 +67,124 @@ def evaluate_flow(
     return {r.scene_id: r.scores for r in results}
 
 
+def model_method(folder: str | Path) -> Method:
+    """A saved pansharpener as an evaluation method (loaded once, fuses whole crops)."""
+    from crossdiff_core.pansharpener import load_pansharpener
+
+    model = load_pansharpener(folder)
+
+    def fuse(ms, pan, ratio: int, sensor: str):
+        return model.fuse(ms, pan)
+
+    return fuse
+
+
+@flow(name="crossdiff-evaluation-models")
+def crossdiff_models_flow(
+    scenes: list[str],
+    methods: list[str],
+    work: str,
+    max_pan_size: int,
+    full_head: str,
+    pretrain_settings: dict,
+    freeze_settings: dict,
+    adapt_settings: dict,
+) -> dict[str, PerResolution]:
+    """The CrossDiff methods of the evaluation, each as a (full, reduced) pair of models.
+
+    Full resolution uses the pipeline's adapted head (``full_head``); the random-encoder ablation
+    is adapted on the same scenes. Reduced resolution runs the whole chain (pretrain, freeze,
+    adapt) on the Wald-degraded evaluation crops only, so the original MS that serves as the
+    reference is never seen by the method (DESIGN.md section 4).
+    """
+    from flows.adapt import adapt_flow
+    from flows.freeze import freeze_flow
+    from flows.pretrain import pretrain_flow
+    from tasks.cross_sensor import prepare_scene
+
+    wanted = [m for m in methods if m in CROSSDIFF_METHODS]
+    if not wanted:
+        return {}
+    root = Path(work)
+    stores = find_scene_stores([Path(s) for s in scenes])
+    reduced = [prepare_scene(str(store), root / "scenes", max_pan_size).reduced_store
+               for store in stores]
+    random_settings = {**adapt_settings, "random_encoders": True}
+    heads: dict[str, dict[str, Path]] = {}
+    if "crossdiff" in wanted:
+        pretrain_flow(scenes=reduced, out=str(root / "reduced" / "pretrain"),
+                      settings=pretrain_settings)
+        encoders = freeze_flow(pretrain_dir=str(root / "reduced" / "pretrain"), scenes=reduced,
+                               out=str(root / "reduced" / "encoders"), **freeze_settings)
+        adapt_flow(scenes=reduced, out=str(root / "reduced" / "head"), encoders=encoders,
+                   settings=adapt_settings)
+        heads["crossdiff"] = {"full": Path(full_head), "reduced": root / "reduced" / "head"}
+    if "crossdiff_random_encoders" in wanted:
+        adapt_flow(scenes=scenes, out=str(root / "full" / "head_random"),
+                   settings=random_settings)
+        adapt_flow(scenes=reduced, out=str(root / "reduced" / "head_random"),
+                   settings=random_settings)
+        heads["crossdiff_random_encoders"] = {"full": root / "full" / "head_random",
+                                              "reduced": root / "reduced" / "head_random"}
+    return {name: PerResolution(full=model_method(paths["full"]),
+                                reduced=model_method(paths["reduced"]))
+            for name, paths in heads.items()}
+
+
+def freeze_settings_from(freeze: dict, pretrain: dict) -> dict:
+    """The freeze flow's keyword arguments from the ``freeze`` and ``pretrain`` sections."""
+    return {
+        "t_feature": int(freeze.get("t_feature", 50)),
+        "noise_free": bool(freeze.get("noise_free", True)),
+        "pan_patch": int(freeze.get("pan_patch") or pretrain.get("pan_patch", 64)),
+        "calibration_patches": int(freeze.get("calibration_patches", 32)),
+        "seed": int(freeze.get("seed", 0)),
+    }
+
+
 def main(extra_methods: Mapping[str, Method] | None = None) -> None:
-    """Run the stage from params.yaml; methods that are neither baselines nor in
-    ``extra_methods`` are refused by name."""
+    """Run the stage from params.yaml: baselines, the CrossDiff models, then the promotion of the
+    adapted candidate to champion when its mean full-resolution HQNR beats the champion's."""
+    from flows.tracked import tracked_stage
+    from tasks import tracking
+
     params = load_params("evaluate")
-    evaluate_flow(
-        scenes=[str(s) for s in params["scenes"]],
-        methods=list(params["methods"]),
-        out=str(params.get("out", "reports")),
-        extra_methods=extra_methods,
-        max_pan_size=int(params.get("max_pan_size", 1024)),
-        block_size=int(params.get("block_size", 32)),
-        border_cut=int(params.get("border_cut", 0)),
-        panel_crop=int(params.get("panel_crop", 256)),
-    )
+    pretrain, freeze, adapt = (load_params(s) for s in ("pretrain", "freeze", "adapt"))
+    tracking_params = load_params("tracking")
+    methods = list(params["methods"])
+    scenes = [str(s) for s in params["scenes"]]
+    max_pan_size = int(params.get("max_pan_size", 1024))
+    with tracked_stage("evaluate", params) as tracker:
+        models = crossdiff_models_flow(
+            scenes=scenes,
+            methods=methods,
+            work=str(params.get("work", "data/models/eval")),
+            max_pan_size=max_pan_size,
+            full_head=str(adapt["out"]),
+            pretrain_settings={k: v for k, v in pretrain.items() if k not in ("scenes", "out")},
+            freeze_settings=freeze_settings_from(freeze, pretrain),
+            adapt_settings={k: v for k, v in adapt.items() if k not in ("scenes", "out")},
+        )
+        scores = evaluate_flow(
+            scenes=scenes,
+            methods=methods,
+            out=str(params.get("out", "reports")),
+            extra_methods={**models, **(extra_methods or {})},
+            max_pan_size=max_pan_size,
+            block_size=int(params.get("block_size", 32)),
+            border_cut=int(params.get("border_cut", 0)),
+            panel_crop=int(params.get("panel_crop", 256)),
+        )
+        for scene_id, by_method in scores.items():
+            for method, indices in by_method.items():
+                tracker.log_metrics(indices, prefix=f"{scene_id}.{method}.")
+        tracker.log_artifact(Path(params.get("out", "reports")) / "metrics.json")
+        if "crossdiff" in methods:
+            hqnr = float(np.mean([by_method["crossdiff"]["hqnr"]
+                                  for by_method in scores.values()]))
+            decision = tracking.promote_candidate(tracking_params["pansharpener_model_name"],
+                                                  hqnr)
+            print(f"model promotion: {decision}")
 
 
 if __name__ == "__main__":

@@ -60,6 +60,12 @@ def main() -> None:
             seed=int(params.get("seed", 0)),
         )
         tracker.log_artifact(out, "extractor")
+        from flows.adapt import scenes_sensor
+        from tasks import tracking
+
+        scenes = list(params.get("scenes") or pretrain["scenes"])
+        tracking.register_encoders(Path(out), load_params("tracking")["encoder_model_name"],
+                                   scenes_sensor(scenes))
 
 
 if __name__ == "__main__":

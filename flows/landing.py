@@ -14,11 +14,14 @@ from prefect import flow, get_run_logger
 from flows.params import load_params
 from tasks.ingest import ingest_source_task
 
-ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".zip", ".h5", ".mat", ".tif", ".tiff")
+ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".zip", ".h5", ".mat")
 
 
 def landing_candidates(landing: Path) -> list[Path]:
-    """Archives and delivery folders in the landing zone, oldest first; hidden and partial files skipped."""
+    """Archives and delivery folders in the landing zone, oldest first.
+
+    Hidden files and partial uploads (``.part``, ``.tmp``) are skipped.
+    """
     if not landing.is_dir():
         return []
     found = []
@@ -33,7 +36,10 @@ def landing_candidates(landing: Path) -> list[Path]:
 @flow(name="landing")
 def landing_flow(landing: str = "data/landing", out: str | None = None,
                  sensor: str | None = None, readapt: bool = True) -> list[str]:
-    """Ingest what is new in ``landing``; re-adapt and re-evaluate when anything was. Returns new stores."""
+    """Ingest what is new in ``landing``; re-adapt and re-evaluate when anything was.
+
+    Returns the stores written by this run (empty when nothing was new).
+    """
     logger = get_run_logger()
     ingest_params = load_params("ingest")
     out = out or ingest_params["out"]

@@ -19,9 +19,9 @@ def _run_stages(stages: tuple[str, ...] | list[str]) -> None:
 
 
 @flow(name="crossdiff-pipeline")
-def pipeline_flow(stages: list[str] = list(STAGES)) -> None:
+def pipeline_flow(stages: list[str] | None = None) -> None:
     """Ingest, pretrain, freeze, adapt, evaluate, report, with the parameters in params.yaml."""
-    _run_stages(stages)
+    _run_stages(stages or STAGES)
 
 
 @flow(name="readapt")

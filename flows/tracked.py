@@ -1,7 +1,7 @@
 """One MLflow run per pipeline stage, opened by the stage's ``main()``.
 
-Stage code stays free of mlflow: it receives plain callbacks (``on_step(step, metrics)``) and returns
-paths and metrics, which this wrapper logs through tasks/tracking.py.
+Stage code stays free of mlflow: it receives plain callbacks (``on_step(step, metrics)``) and
+returns paths and metrics, which this wrapper logs through tasks/tracking.py.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from crossdiff_core.evaluation import Method, SceneEvaluation, evaluate_scene
+from crossdiff_core.evaluation import Method, PerResolution, SceneEvaluation, evaluate_scene
 from crossdiff_core.evaluation_files import write_evaluation
 from crossdiff_core.io.store import open_scene
 
@@ -27,7 +27,7 @@ def _retry_on_io_error(task, task_run, state) -> bool:
 
 
 @task(name="score-scene", cache_policy=NO_CACHE)
-def score_scene_task(store: str | Path, methods: Mapping[str, Method], max_pan_size: int = 1024,
+def score_scene_task(store: str | Path, methods: Mapping[str, Method | PerResolution], max_pan_size: int = 1024,
                      block_size: int = 32, border_cut: int = 0) -> SceneEvaluation:
     """Read a centred crop of one scene store and score every method on it (writes nothing)."""
     return evaluate_scene(open_scene(store), methods, max_pan_size=max_pan_size,

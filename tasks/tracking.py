@@ -1,10 +1,10 @@
 """MLflow tracking and model registry: the only module of the project that imports mlflow.
 
-Stages open one run each (`stage_run`), log their parameters, per-step metrics (through the plain
-`(step, metrics)` callbacks the core accepts), final metrics and artifacts, tagged with the git commit,
-the DVC hashes of their inputs and the sensor. Models are registered as pyfunc models holding state
-dicts + config (never the shape-fixing pt2 format); each adaptation registers a `candidate`, which is
-promoted to `champion` only when its full-resolution HQNR beats the current champion's.
+Stages open one run each (`stage_run`), log their parameters, per-step metrics (through the
+plain `(step, metrics)` callbacks the core accepts), final metrics and artifacts, tagged with the
+git commit, the DVC hashes of their inputs and the sensor. Models are registered as pyfunc models
+holding state dicts + config (never the shape-fixing pt2 format); each adaptation registers a
+`candidate`, promoted to `champion` only when its full-resolution HQNR beats the champion's.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def dvc_input_hashes(stage: str, lock_path: Path | None = None) -> dict[str, str
     stages = lock.get("stages", {})
     hashes: dict[str, str] = {}
     # Outputs of upstream stages are fresher than this stage's own (previous) dependency record.
-    for name, entry in stages.items():
+    for entry in stages.values():
         for out in entry.get("outs", []):
             hashes[out["path"]] = out.get("md5", "")
     own = stages.get(stage, {})
@@ -182,7 +182,7 @@ def _log_pyfunc(name: str, python_model, artifacts: dict[str, Path], registered_
 
 
 def register_encoders(extractor_dir: Path, model_name: str, sensor: str) -> str:
-    """Register the frozen encoders of one sensor as ``<model_name>-<sensor>``; returns the version."""
+    """Register one sensor's frozen encoders as ``<model_name>-<sensor>``; returns the version."""
     registered = f"{model_name}-{sensor.lower()}"
     version = _log_pyfunc("encoders", FrozenEncodersModel(), {"extractor": Path(extractor_dir)},
                           registered, {"sensor": sensor, "git_commit": git_commit()})
@@ -229,6 +229,16 @@ def promote_if_better(model_name: str, version: str, hqnr: float) -> dict:
     if mlflow.active_run() is not None:
         mlflow.log_dict(decision, "promotion_decision.json")
     return decision
+
+
+def promote_candidate(model_name: str, hqnr: float) -> dict:
+    """Promote the current `candidate` version when its HQNR beats the champion's (see below)."""
+    client = configure()
+    try:
+        candidate = client.get_model_version_by_alias(model_name, CANDIDATE)
+    except MlflowException:
+        return {"model": model_name, "promoted": False, "reason": "no candidate registered"}
+    return promote_if_better(model_name, str(candidate.version), hqnr)
 
 
 def resolve_model_uri(uri: str, dst: Path | None = None) -> Path:
