@@ -59,8 +59,11 @@ def evaluate(
                                     max_pan_size=max_pan_size, block_size=block_size,
                                     border_cut=border_cut)
             results.append(result)
-            for title, indices in (("reduced", REDUCED_INDICES), ("full", FULL_INDICES)):
-                table = Table(title=f"{result.scene_id} ({result.sensor}): {title} resolution")
+            # Full-resolution indices in two tables so each fits an 80-column terminal.
+            tables = (("reduced resolution", REDUCED_INDICES),
+                      ("full resolution", FULL_INDICES[:6]), ("full resolution", FULL_INDICES[6:]))
+            for title, indices in tables:
+                table = Table(title=f"{result.scene_id} ({result.sensor}): {title}")
                 table.add_column("method")
                 for index in indices:
                     table.add_column(index, justify="right")
