@@ -185,6 +185,11 @@ def evaluate_scene(scene: Scene, methods: Mapping[str, Method | PerResolution], 
     pan_rows = slice(rows.start * ratio, rows.stop * ratio)
     pan_cols = slice(cols.start * ratio, cols.stop * ratio)
     pan = np.asarray(scene.pan.isel(y=pan_rows, x=pan_cols).values, dtype=np.float64)
+    nodata = scene.attrs.get("nodata")
+    if nodata is not None and ((ms == nodata).all(axis=0).any() or (pan == nodata).any()):
+        # Fill pixels would enter every index as real (black) data and distort the scores.
+        raise ValueError(f"scene {scene.scene_id}: the centred evaluation crop holds nodata "
+                         f"({nodata}) pixels; lower max_pan_size to evaluate a smaller crop")
     result = SceneEvaluation(scene_id=scene.scene_id, sensor=sensor.name, ratio=ratio,
                              band_names=scene.band_names, scores={}, pan=pan, ms=ms,
                              ms_up=interp23tap(ms, ratio))

@@ -89,3 +89,15 @@ def test_evaluate_method_refuses_a_wrong_output_shape():
 
     with pytest.raises(ValueError, match="expected"):
         evaluate_method(cropping_method, ms, pan, 4, "QB")
+
+
+def test_nodata_inside_the_crop_is_refused(store):
+    from crossdiff_core.evaluation import evaluate_scene
+    from crossdiff_core.io.store import open_scene
+
+    scene = open_scene(store)
+    scene.attrs["nodata"] = 0
+    scene.pan = scene.pan.copy(data=scene.pan.values.copy())
+    scene.pan.values[70, 70] = 0
+    with pytest.raises(ValueError, match="nodata"):
+        evaluate_scene(scene, {"exp": METHODS["exp"]})
