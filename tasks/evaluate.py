@@ -27,8 +27,9 @@ def _retry_on_io_error(task, task_run, state) -> bool:
 
 
 @task(name="score-scene", cache_policy=NO_CACHE)
-def score_scene_task(store: str | Path, methods: Mapping[str, Method | PerResolution], max_pan_size: int = 1024,
-                     block_size: int = 32, border_cut: int = 0) -> SceneEvaluation:
+def score_scene_task(store: str | Path, methods: Mapping[str, Method | PerResolution],
+                     max_pan_size: int = 1024, block_size: int = 32,
+                     border_cut: int = 0) -> SceneEvaluation:
     """Read a centred crop of one scene store and score every method on it (writes nothing)."""
     return evaluate_scene(open_scene(store), methods, max_pan_size=max_pan_size,
                           block_size=block_size, border_cut=border_cut)
