@@ -3,8 +3,8 @@ and adaptation (any ``*loss*.csv`` under its output folder).
 
 The reader is tolerant about columns because each training loop logs its own terms: the x axis is a
 ``step`` (or ``iteration``/``epoch``) column when there is one, else the row number; every other
-numeric
-column whose name contains ``loss`` is a curve (or every numeric column when none does).
+numeric column is a curve (the total and its terms, e.g. ``loss, spectral, spatial``) except
+bookkeeping columns such as the learning rate or timings, which have other units.
 """
 
 from __future__ import annotations
@@ -24,6 +24,15 @@ import numpy as np  # noqa: E402
 from crossdiff_core.report.files import save_figure_atomic  # noqa: E402
 
 STEP_COLUMNS = ("step", "iteration", "iter", "epoch")
+NOT_LOSSES = (
+    "lr",
+    "learning_rate",
+    "seconds",
+    "time",
+    "elapsed",
+    "samples_per_second",
+    "grad_norm",
+)
 
 
 def read_loss_csv(path: str | Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -51,7 +60,7 @@ def read_loss_csv(path: str | Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         (c for c in reader.fieldnames if c.lower() in STEP_COLUMNS and c in columns), None
     )
     steps = columns.pop(step_column) if step_column else np.arange(len(rows), dtype=float)
-    curves = {c: v for c, v in columns.items() if "loss" in c.lower()} or columns
+    curves = {c: v for c, v in columns.items() if c.lower() not in NOT_LOSSES}
     if not curves:
         raise ValueError(
             f"loss file {path} has no numeric loss column (columns: {', '.join(reader.fieldnames)})"
