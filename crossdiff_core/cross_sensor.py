@@ -138,3 +138,23 @@ def score_model(model_dir: str | Path, prepared: PreparedScene, resolution: str)
         return float(score_full(fused, ms, pan, ratio, sensor)["hqnr"])
     reference, _ = _arrays(prepared.full_store)
     return float(score_reduced(reference, fused, ratio)["q2n"])
+
+
+def encoder_mismatch(encoders_dir: str | Path, store: str | Path) -> str | None:
+    """Why the frozen encoders in ``encoders_dir`` cannot serve the scene ``store`` (a ratio or
+    bands they were not pretrained for), or None when they can."""
+    from crossdiff_core.nets.extractor import load_extractor
+    from crossdiff_core.pansharpener import match_bands
+
+    extractor = load_extractor(encoders_dir)
+    attrs = read_store_attrs(store)
+    if extractor.ratio != int(attrs["ratio"]):
+        return (
+            f"the encoders were pretrained at ratio {extractor.ratio}, "
+            f"the scenes have ratio {attrs['ratio']}"
+        )
+    try:
+        match_bands(extractor.bands, [str(b) for b in attrs["band_names"]])
+    except ValueError as error:
+        return str(error)
+    return None

@@ -77,16 +77,16 @@ def cross_sensor_flow(
                     continue
                 head = base / f"head_{_folder_name(target_sensor)}"
                 targets = [p.store(resolution) for p in prepared[target_sensor]]
-                try:
-                    adapt_flow(
-                        scenes=targets, out=str(head), encoders=encoders, settings=adapt_settings
-                    )
-                except ValueError as error:
+                mismatch = cs_tasks.check_encoders(encoders, targets[0])
+                if mismatch:
                     logger.warning(
-                        "%s encoders cannot serve %s: %s", encoder_sensor, target_sensor, error
+                        "%s encoders cannot serve %s: %s", encoder_sensor, target_sensor, mismatch
                     )
-                    skipped[(encoder_sensor, target_sensor)] = str(error)
+                    skipped[(encoder_sensor, target_sensor)] = mismatch
                     continue
+                adapt_flow(
+                    scenes=targets, out=str(head), encoders=encoders, settings=adapt_settings
+                )
                 for scene in prepared[target_sensor]:
                     key = (encoder_sensor, target_sensor, scene.scene_id)
                     values.setdefault(key, {})[index] = cs_tasks.score_model(

@@ -25,6 +25,12 @@ def prepare_scene(store: str, out_dir: Path, max_pan_size: int) -> cross_sensor.
     return cross_sensor.prepare_scene(store, out_dir, max_pan_size)
 
 
+@task(name="check-encoders", cache_policy=NO_CACHE)
+def check_encoders(encoders: str, store: str) -> str | None:
+    """Why the encoders cannot serve the store's sensor (ratio, bands), or None."""
+    return cross_sensor.encoder_mismatch(encoders, store)
+
+
 @task(name="score-model", cache_policy=NO_CACHE)
 def score_model(model_dir: Path, prepared: cross_sensor.PreparedScene, resolution: str) -> float:
     """HQNR (full) or Q2n (reduced) of a saved pansharpener on one prepared scene."""
