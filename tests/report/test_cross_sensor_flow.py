@@ -8,12 +8,26 @@ from crossdiff_core.report.cross_sensor import read_scores_csv
 from crossdiff_core.synthetic import write_synthetic_store
 from flows.cross_sensor import cross_sensor_flow
 
-TINY_PRETRAIN = {"pan_patch": 16, "batch_size": 2, "steps": 2, "checkpoint_every": 2,
-                 "channels": [4, 8, 8, 8], "timesteps": 50, "sample_steps": 2,
-                 "progress": False, "device": "cpu"}
+TINY_PRETRAIN = {
+    "pan_patch": 16,
+    "batch_size": 2,
+    "steps": 2,
+    "checkpoint_every": 2,
+    "channels": [4, 8, 8, 8],
+    "timesteps": 50,
+    "sample_steps": 2,
+    "progress": False,
+    "device": "cpu",
+}
 TINY_FREEZE = {"calibration_patches": 2, "pan_patch": 16, "t_feature": 10}
-TINY_ADAPT = {"steps": 2, "batch_size": 2, "pan_patch": 16, "head_channels": [4, 4, 8, 8],
-              "calibration_patches": 2, "device": "cpu"}
+TINY_ADAPT = {
+    "steps": 2,
+    "batch_size": 2,
+    "pan_patch": 16,
+    "head_channels": [4, 4, 8, 8],
+    "calibration_patches": 2,
+    "device": "cpu",
+}
 
 
 def test_cross_sensor_flow_two_tiny_sensors(tmp_path, prefect_server):
@@ -22,9 +36,14 @@ def test_cross_sensor_flow_two_tiny_sensors(tmp_path, prefect_server):
         write_synthetic_store(stores, sensor=sensor, ms_shape=(32, 32), seed=seed)
     seen = []
     markdown = cross_sensor_flow(
-        scenes=[str(stores)], out=str(tmp_path / "out"), work_dir=str(tmp_path / "work"),
-        max_pan_size=128, pretrain_settings=TINY_PRETRAIN, freeze_settings=TINY_FREEZE,
-        adapt_settings=TINY_ADAPT, on_artifact=seen.append,
+        scenes=[str(stores)],
+        out=str(tmp_path / "out"),
+        work_dir=str(tmp_path / "work"),
+        max_pan_size=128,
+        pretrain_settings=TINY_PRETRAIN,
+        freeze_settings=TINY_FREEZE,
+        adapt_settings=TINY_ADAPT,
+        on_artifact=seen.append,
     )
     scores = read_scores_csv(tmp_path / "out" / "cross_sensor.csv")
     pairs = {(s.encoder_sensor, s.target_sensor) for s in scores}
