@@ -182,3 +182,11 @@ def test_bad_inputs_raise_clear_errors(case):
         metrics.scc(gt[0], fused[0])
     with pytest.raises(ValueError, match="ratio must be"):
         metrics.ergas(gt, fused, 0)
+
+
+@pytest.mark.parametrize(("shape", "size"), [((3, 40, 37), 32), ((2, 9, 11), 4), ((2, 10, 10), 5)])
+def test_window_sums_equal_the_direct_sums(shape, size):
+    image = np.random.default_rng(1).uniform(0, 2047, shape)
+    direct = np.lib.stride_tricks.sliding_window_view(image, (size, size), axis=(1, 2)).sum(
+        axis=(-2, -1))
+    np.testing.assert_allclose(metrics._box_sum_valid(image, size), direct, rtol=1e-12)
