@@ -2,7 +2,9 @@
 Zarr scene stores: detect the format, read lazily, align to the nesting invariant, validate and
 write chunk by chunk.
 
-Sources are matched by sha256: ingesting the same source again is a no-op unless ``force``.
+Sources are matched by sha256: ingesting the same source again is a no-op unless ``force``. Stores
+also record the source's size in bytes, so the hash is computed before writing only when some
+store of the same size could match; otherwise it is computed while the chunks are written.
 Content checks (all-nodata or constant rasters, NaN) use per-chunk summaries made while the chunks
 are written to a hidden temporary store, which is deleted if they fail: bad input never leaves a
 store behind, and every source chunk is read once.
@@ -13,7 +15,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -40,6 +43,7 @@ from crossdiff_core.io.store import (
     store_path,
     write_scene_store,
 )
+from crossdiff_core.io.windows import BandFiles, BandWindows, gdal_cache_env
 from crossdiff_core.sensors import FALLBACK_MS_GAIN, Sensor, get_sensor
 
 Source = str | Path | Sequence[str | Path]
@@ -74,6 +78,11 @@ def source_sha256(source: Source) -> str:
             for block in iter(lambda: handle.read(1 << 22), b""):
                 digest.update(block)
     return digest.hexdigest()
+
+
+def source_bytes(source: Source) -> int:
+    """Total size of the files ``source_sha256`` hashes (equal contents need equal sizes)."""
+    return sum(path.stat().st_size for path, _ in _hash_members(source))
 
 
 def _hash_members(source: Source) -> list[tuple[Path, str]]:
@@ -185,7 +194,7 @@ def _resolve_sensor(raw: RawPair, sensor: str | None, label: Path) -> Sensor:
         raise InvalidContentError(f"{label}: {error}") from error
 
 
-def _validator(label: Path, bands: Sequence[str], is_float: bool):
+def _validator(label: Path, bands: Sequence[str], is_float: bool, digest: Callable[[], str]):
     """Checks on the chunk summaries of the store being written (see write_scene_store)."""
 
     def finalize(summaries: dict) -> dict:
@@ -208,15 +217,15 @@ def _validator(label: Path, bands: Sequence[str], is_float: bool):
                 raise InvalidContentError(
                     f"{label}: MS band {band!r} is constant (every pixel is {low})"
                 )
+        added = {"source_sha256": digest()}
         if is_float:
-            return {"scale_max": float(max(pan["max"].max(), ms["max"].max()))}
-        return {}
+            added["scale_max"] = float(max(pan["max"].max(), ms["max"].max()))
+        return added
 
     return finalize
 
 
-def find_ingested(out_dir: str | Path, digest: str) -> list[Path]:
-    """Stores under ``out_dir`` whose ``source_sha256`` is ``digest``."""
+def _stores_with_attrs(out_dir: str | Path) -> list[tuple[Path, dict]]:
     out_dir = Path(out_dir)
     if not out_dir.is_dir():
         return []
@@ -224,7 +233,19 @@ def find_ingested(out_dir: str | Path, digest: str) -> list[Path]:
         stores = find_scene_stores(out_dir)
     except ValueError:
         return []
-    return [s for s in stores if read_store_attrs(s).get("source_sha256") == digest]
+    return [(store, read_store_attrs(store)) for store in stores]
+
+
+def find_ingested(out_dir: str | Path, digest: str) -> list[Path]:
+    """Stores under ``out_dir`` whose ``source_sha256`` is ``digest``."""
+    return [s for s, attrs in _stores_with_attrs(out_dir) if attrs.get("source_sha256") == digest]
+
+
+def _could_match(out_dir: str | Path, size: int) -> bool:
+    """Whether some store under ``out_dir`` may come from a source of ``size`` bytes (stores
+    written before sizes were recorded may come from any source)."""
+    return any(attrs.get("source_bytes", size) == size
+               for _, attrs in _stores_with_attrs(out_dir))
 
 
 def ingest_source(
@@ -247,26 +268,46 @@ def ingest_source(
     check_scheduler(scheduler)
     _check_exists(source)
     label = _label(source)
-    digest = source_sha256(source)
-    if not force:
-        existing = find_ingested(out_dir, digest)
-        if existing:
-            attrs = read_store_attrs(existing[0])
-            return IngestResult(existing[0], True, str(attrs["scene_id"]), str(attrs["sensor"]),
-                                tuple(existing))
+    size = source_bytes(source)
     written: list[Path] = []
-    with _open_source(source, sensor, landsat_bands) as raws:
-        for raw in raws:
-            written.append(_ingest_pair(raw, label, digest, out_dir, sensor, chunk_size,
-                                        scheduler, force, progress))
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256") as hasher:
+        if not force and _could_match(out_dir, size):
+            known = source_sha256(source)
+            existing = find_ingested(out_dir, known)
+            if existing:
+                attrs = read_store_attrs(existing[0])
+                return IngestResult(existing[0], True, str(attrs["scene_id"]),
+                                    str(attrs["sensor"]), tuple(existing))
+
+            def digest() -> str:
+                return known
+
+        else:
+            # No store can hold this source: hash it while the chunks are being written.
+            digest = hasher.submit(source_sha256, source).result
+        with _open_source(source, sensor, landsat_bands) as raws:
+            for raw in raws:
+                written.append(_ingest_pair(raw, label, digest, size, out_dir, sensor,
+                                            chunk_size, scheduler, force, progress))
     first = read_store_attrs(written[0])
     return IngestResult(written[0], False, str(first["scene_id"]), str(first["sensor"]),
                         tuple(written))
 
 
-def _ingest_pair(raw: RawPair, label: Path, digest: str, out_dir: str | Path,
-                 sensor_override: str | None, chunk_size: int, scheduler: str, force: bool,
-                 progress: bool) -> Path:
+def _chunked(array, files: BandFiles | None, dropped: dict | None,
+             chunks: tuple[int, ...], readers: list[BandWindows]):
+    """``array`` (aligned, lazy) as dask chunks; read straight from its GeoTIFF bands when known
+    (``dropped``: the pixels alignment cut from the top and left of the file)."""
+    if files is None or dropped is None:
+        return array.chunk(dict(zip(array.dims, chunks, strict=True)))
+    reader = BandWindows(files, (dropped["top"], dropped["left"]), array.shape[-2:], array.dtype)
+    readers.append(reader)
+    return array.copy(data=reader.to_dask(chunks))
+
+
+def _ingest_pair(raw: RawPair, label: Path, digest: Callable[[], str], size: int,
+                 out_dir: str | Path, sensor_override: str | None, chunk_size: int,
+                 scheduler: str, force: bool, progress: bool) -> Path:
     sensor = _resolve_sensor(raw, sensor_override, label)
     if raw.ratio is not None and raw.ratio != sensor.ratio:
         raise InvalidContentError(
@@ -288,26 +329,34 @@ def _ingest_pair(raw: RawPair, label: Path, digest: str, out_dir: str | Path,
     is_float = np.issubdtype(pan.dtype, np.floating)
     ms = ms.assign_coords(band=list(sensor.bands))
     ms_chunk = chunk_size // sensor.ratio
-    pan = pan.chunk({"y": chunk_size, "x": chunk_size})
-    ms = ms.chunk({"band": -1, "y": ms_chunk, "x": ms_chunk})
+    readers: list[BandWindows] = []
+    pan = _chunked(pan, raw.pan_bands, alignment.get("pan_dropped"), (chunk_size, chunk_size),
+                   readers)
+    ms = _chunked(ms, raw.ms_bands, alignment.get("ms_dropped"),
+                  (ms.sizes["band"], ms_chunk, ms_chunk), readers)
     bit_depth = raw.bit_depth or sensor.bit_depth
     attrs = scene_attributes(
         sensor, scene_id=raw.scene_id, scale_max=float(2**bit_depth - 1), nodata=raw.nodata,
-        crs=crs, source_name=label.name, source_sha256=digest, alignment=alignment,
+        # The digest is added once the chunks are written (it may still be being computed).
+        crs=crs, source_name=label.name, source_sha256="", alignment=alignment,
         bit_depth=bit_depth,
-        extra={"dtype": str(pan.dtype), **raw.extra_attrs},
+        extra={"dtype": str(pan.dtype), "source_bytes": size, **raw.extra_attrs},
     )
     target = store_path(out_dir, sensor.name, raw.scene_id)
     if target.exists() and not force:
         raise FileExistsError(
             f"{label}: a different source already made {target}; pass --force to replace it"
         )
-    with use_scheduler(scheduler) as distributed:
-        return write_scene_store(
-            pan, ms, attrs, out_dir, chunk_size=chunk_size, overwrite=force,
-            progress=progress and not distributed,
-            finalize=_validator(label, sensor.bands, is_float),
-        )
+    try:
+        with gdal_cache_env(), use_scheduler(scheduler) as distributed:
+            return write_scene_store(
+                pan, ms, attrs, out_dir, chunk_size=chunk_size, overwrite=force,
+                progress=progress and not distributed,
+                finalize=_validator(label, sensor.bands, is_float, digest),
+            )
+    finally:
+        for reader in readers:
+            reader.close()
 
 
 __all__ = ["IngestResult", "ingest_source", "source_sha256", "find_ingested", "AlignmentError"]

@@ -17,6 +17,7 @@ from rasterio.errors import RasterioError
 
 from crossdiff_core.io.errors import CorruptInputError, MissingBandError, UnknownFormatError
 from crossdiff_core.io.raw import RawPair, detect_sensor_from_text
+from crossdiff_core.io.windows import BandFiles
 
 RASTER_SUFFIXES = (".tif", ".tiff")
 
@@ -131,4 +132,6 @@ def read_pair(pan_path: Path, ms_path: Path, label: Path, scene_id: str,
         nodata=nodata,
         georeferenced=True,
         files={"pan": pan_path, "ms": ms_path},
+        pan_bands=BandFiles(((pan_path, 1),), squeeze=True),
+        ms_bands=BandFiles(tuple((ms_path, band) for band in range(1, ms.sizes["band"] + 1))),
     )

@@ -16,6 +16,7 @@ import xarray as xr
 from crossdiff_core.io.errors import CorruptInputError, MissingBandError, UnknownSensorError
 from crossdiff_core.io.geotiff import check_raster_readable, open_raster
 from crossdiff_core.io.raw import RawPair
+from crossdiff_core.io.windows import BandFiles
 
 # OLI band numbers to canonical names (B1 coastal aerosol ... B7 SWIR-2; B8 is the PAN).
 OLI_BAND_NAMES = {1: "coastal", 2: "blue", 3: "green", 4: "red", 5: "nir", 6: "swir1", 7: "swir2"}
@@ -104,6 +105,8 @@ def read_landsat(folder: Path, label: Path, sensor_name: str | None = None,
         half_pixel_ok=True,
         band_names=tuple(OLI_BAND_NAMES[b] for b in ms_bands),
         files={"pan": pan_path, "ms": ms_paths[0]},
+        pan_bands=BandFiles(((pan_path, 1),), squeeze=True),
+        ms_bands=BandFiles(tuple((path, 1) for path in ms_paths)),
         extra_attrs={
             "acquisition_time": f"{acquired}T{centre_time}" if acquired else None,
             "landsat_bands": {"pan": pan_band, "ms": list(ms_bands)},

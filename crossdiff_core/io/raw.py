@@ -8,6 +8,7 @@ from pathlib import Path
 
 import xarray as xr
 
+from crossdiff_core.io.windows import BandFiles
 from crossdiff_core.sensors import _LOOKUP
 
 
@@ -18,6 +19,8 @@ class RawPair:
     ``sensor_name`` is None when the source does not say; ``ratio`` and ``bit_depth`` are set when
     the source states them (.mat files); ``half_pixel_ok`` marks sources whose PAN grid is known
     to sit half a PAN pixel off the MS grid (Landsat); ``files`` names the files read, for errors.
+    ``pan_bands``/``ms_bands`` say which GeoTIFF bands hold ``pan``/``ms`` (unaligned, in order),
+    when they come from GeoTIFFs: ingestion then reads chunks straight from the files.
     """
 
     pan: xr.DataArray
@@ -32,6 +35,8 @@ class RawPair:
     band_names: tuple[str, ...] | None = None
     files: dict[str, Path] = field(default_factory=dict)
     extra_attrs: dict = field(default_factory=dict)
+    pan_bands: BandFiles | None = None
+    ms_bands: BandFiles | None = None
 
 
 def detect_sensor_from_text(text: str) -> str | None:
