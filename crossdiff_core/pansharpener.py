@@ -121,7 +121,8 @@ class Pansharpener(nn.Module):
         """ms_up (N, B, H, W), pan (N, 1, H, W) in the networks' range -> fused (N, B, H, W)."""
         encoder_input = ms_up[:, self.config["extractor_bands"]]
         features = self.extractor.features(encoder_input, pan, origin)
-        return self.head(ms_up, features)
+        # The features come out channels_last; the head's convolutions keep that layout.
+        return self.head(ms_up.contiguous(memory_format=torch.channels_last), features)
 
     def prepare(self, ms: np.ndarray, pan: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """DN windows ms (N, B, h, w), pan (N, H, W) -> model range ms_up (N, B, H, W), pan
@@ -133,7 +134,7 @@ class Pansharpener(nn.Module):
             torch.from_numpy(to_model_range(np.asarray(pan, np.float32), scale))[:, None].float(),
         )
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def fuse_windows(
         self,
         ms: np.ndarray,
@@ -166,7 +167,7 @@ class Pansharpener(nn.Module):
                         ms_up[i : i + 1].to(device), pan_t[i : i + 1].to(device), tuple(origin)
                     ).cpu()
                 )
-        out = torch.cat(fused).numpy()
+        out = torch.cat(fused).contiguous().numpy()
         return from_model_range(out, float(self.config["scale_max"])).astype(np.float32)
 
     def fuse(

@@ -102,3 +102,24 @@ def test_random_encoder_ablation_and_d_s_loss_run(qb, tmp_path):
     model = load_pansharpener(result.out)
     assert model.config["random_encoders"] is True
     assert not model.extractor.config["pretrained"]
+
+
+@pytest.mark.parametrize("noise_free", [True, False], ids=["noise-free", "coordinate-noise"])
+def test_folded_encoders_match_their_layers(noise_free):
+    """The fast path (norm and time folded into each conv, NHWC) equals the UNets' own layers."""
+    extractor = random_extractor(["blue", "green", "red", "nir"], 4, (4, 8, 8, 8),
+                                 noise_free=noise_free)
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for module in extractor.modules():
+            if hasattr(module, "group_var"):  # statistics far from identity, as calibrated
+                module.group_mean.uniform_(-0.5, 0.5, generator=generator)
+                module.group_var.uniform_(0.2, 3.0, generator=generator)
+    ms_up = torch.randn(2, 4, 48, 40, generator=generator)
+    pan = torch.randn(2, 1, 48, 40, generator=generator)
+    fast = extractor.features(ms_up, pan, origin=(8, -16))
+    reference = extractor.reference_features(ms_up, pan, origin=(8, -16))
+    for level, (pair, expected) in enumerate(zip(fast, reference, strict=True)):
+        for got, want in zip(pair, expected, strict=True):
+            assert got.shape == want.shape == (2, 8 if level else 4, 48 >> level, 40 >> level)
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)

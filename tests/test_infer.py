@@ -87,9 +87,11 @@ def test_interrupted_write_leaves_nothing(qb, tmp_path):
                 raise KeyboardInterrupt
             return super().fuse_windows(ms, pan, origins)
 
+    # Windows smaller than the scene, one per call: the second call fails mid-scene.
     with pytest.raises(KeyboardInterrupt):
-        pansharpen_scene(scene, Failing(qb["model"]), tmp_path / "fused.tif", tile=512,
+        pansharpen_scene(scene, Failing(qb["model"]), tmp_path / "fused.tif", tile=256,
                          batch_size=1, progress=False)
+    assert Failing.calls == 2
     assert list(tmp_path.iterdir()) == []
 
 

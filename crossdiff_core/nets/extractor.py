@@ -24,7 +24,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from crossdiff_core.diffusion import make_schedule
-from crossdiff_core.nets.unet import ConditionalUNet, load_unet, read_unet_config
+from crossdiff_core.nets.unet import (
+    ConditionalUNet,
+    TimeConvBlock,
+    load_unet,
+    read_unet_config,
+    timestep_embedding,
+)
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.pt"
@@ -49,13 +55,53 @@ class FixedGroupNorm(nn.Module):
         self.register_buffer("group_mean", torch.zeros(norm.num_groups))
         self.register_buffer("group_var", torch.ones(norm.num_groups))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def affine(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-channel (scale, shift) (C,), (C,): the layer is ``x * scale + shift``."""
         per_channel = self.num_channels // self.num_groups
         mean = self.group_mean.repeat_interleave(per_channel)
         std = torch.sqrt(self.group_var.repeat_interleave(per_channel) + self.eps)
-        scale = (self.weight / std).to(x.dtype)
-        shift = (self.bias - mean * self.weight / std).to(x.dtype)
-        return x * scale[None, :, None, None] + shift[None, :, None, None]
+        scale = self.weight / std
+        return scale, self.bias - mean * scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale, shift = self.affine()
+        return x * scale.to(x.dtype)[None, :, None, None] + shift.to(x.dtype)[None, :, None, None]
+
+
+def _folded_block(
+    block: TimeConvBlock, time_features: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(weight, bias) of one convolution equal to conv -> frozen GroupNorm -> + time projection.
+
+    All three are affine per output channel once the norm is frozen and t is fixed, so folding
+    them saves two passes over every feature map. ``time_features``: (1, time_dim).
+    """
+    if not isinstance(block.norm, FixedGroupNorm):
+        raise TypeError("only blocks with frozen GroupNorm statistics can be folded")
+    scale, shift = block.norm.affine()
+    weight = block.conv.weight * scale[:, None, None, None]
+    bias = block.conv.bias * scale + shift + block.time_proj(time_features)[0]
+    return weight, bias
+
+
+def _folded_encode(unet: ConditionalUNet, x_t: torch.Tensor, t_feature: int) -> list[torch.Tensor]:
+    """``unet.encode`` for frozen statistics at one timestep, each block as one conv + SiLU.
+
+    x_t: (N, in + cond channels, H, W), the UNet input (x_t and condition already concatenated).
+    Returns the same maps as ``encode`` up to float rounding.
+    """
+    t = torch.full((1,), t_feature, device=x_t.device)
+    time_features = unet.time_mlp(timestep_embedding(t, unet._sinusoid_dim).to(x_t.dtype))
+    h = x_t
+    maps = []
+    for index, block in enumerate([unet.stem, unet.level0, *unet.downs]):
+        weight, bias = _folded_block(block, time_features)
+        h = F.silu(
+            F.conv2d(h, weight, bias, block.conv.stride, block.conv.padding), inplace=True
+        )
+        if index > 0:
+            maps.append(h)
+    return maps
 
 
 def _freeze_group_norms(module: nn.Module) -> None:
@@ -216,6 +262,34 @@ class FrozenExtractor(nn.Module):
             raise ValueError(
                 f"the extractor takes {len(self.bands)} bands {self.bands}, got {ms_up.shape[1]}"
             )
+        for name, image in (("ms_up", ms_up), ("pan", pan)):
+            if image.ndim != 4 or image.shape[-1] % self.size_multiple or (
+                image.shape[-2] % self.size_multiple
+            ):
+                raise ValueError(
+                    f"{name} must be (N, C, H, W) with H and W multiples of "
+                    f"{self.size_multiple}, got {tuple(image.shape)}"
+                )
+        if pan.shape != (ms_up.shape[0], 1, *ms_up.shape[-2:]):
+            raise ValueError(f"pan must be (N, 1, H, W) beside ms_up, got {tuple(pan.shape)}")
+        # channels_last: oneDNN convolves NHWC directly instead of reordering every layer.
+        layout = torch.channels_last
+        p2m_input = torch.cat([self._noised(ms_up, origin, 0), pan], dim=1)
+        m2p_input = torch.cat([self._noised(pan, origin, len(self.bands)), ms_up], dim=1)
+        t_feature = self.config["t_feature"]
+        p2m_maps = _folded_encode(self.p2m, p2m_input.contiguous(memory_format=layout), t_feature)
+        m2p_maps = _folded_encode(self.m2p, m2p_input.contiguous(memory_format=layout), t_feature)
+        return list(zip(p2m_maps, m2p_maps, strict=True))
+
+    @torch.no_grad()
+    def reference_features(
+        self, ms_up: torch.Tensor, pan: torch.Tensor, origin: tuple[int, int] = (0, 0)
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """``features`` through the UNets' own layers (frozen norms as separate ops).
+
+        Slower; ``calibrate`` needs it (it hooks the norms) and tests compare the folded path
+        against it.
+        """
         t = torch.full((ms_up.shape[0],), self.config["t_feature"], device=ms_up.device)
         p2m_maps = self.p2m.encode(self._noised(ms_up, origin, 0), t, pan)
         m2p_maps = self.m2p.encode(self._noised(pan, origin, len(self.bands)), t, ms_up)
@@ -253,7 +327,7 @@ class FrozenExtractor(nn.Module):
             sums[id(norm)].clear()
             count = 0
             for ms_up, pan in batches:
-                self.features(ms_up, pan)
+                self.reference_features(ms_up, pan)
                 count += ms_up.shape[0]
             handle.remove()
             if count == 0:

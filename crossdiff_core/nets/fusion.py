@@ -29,12 +29,20 @@ class LocalSCSE(nn.Module):
         self.spatial_gate = nn.Conv2d(channels, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        squeezed = F.avg_pool2d(
-            x, self.pool_size, stride=1, padding=self.pool_size // 2, count_include_pad=False
-        )
-        channel = torch.sigmoid(self.channel_gate(squeezed))
-        spatial = torch.sigmoid(self.spatial_gate(x))
-        return x * channel + x * spatial
+        squeeze, relu, excite = self.channel_gate
+        # The local mean is an average (weights summing to one) and the first 1x1 conv is affine,
+        # so they commute: pooling the few squeezed channels gives the same gate far cheaper,
+        # and the (count-excluding-padding) box mean splits into a column pass and a row pass.
+        pooled = _local_mean(squeeze(x), self.pool_size)
+        gate = torch.sigmoid(excite(relu(pooled))) + torch.sigmoid(self.spatial_gate(x))
+        return x * gate
+
+
+def _local_mean(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Mean over a size x size window clipped to the image: (N, C, H, W) -> (N, C, H, W)."""
+    half = size // 2
+    x = F.avg_pool2d(x, (size, 1), stride=1, padding=(half, 0), count_include_pad=False)
+    return F.avg_pool2d(x, (1, size), stride=1, padding=(0, half), count_include_pad=False)
 
 
 class FusionHead(nn.Module):
@@ -100,7 +108,8 @@ class FusionHead(nn.Module):
                 self.merge[level](torch.cat([p2m, m2p], dim=1)), self.negative_slope
             )
             if coarser is not None:
-                up = F.interpolate(coarser, size=hidden.shape[-2:], mode="nearest")
-                hidden = hidden + self.lift[level](up)
+                # A 1x1 conv commutes with nearest upsampling: lift at the coarse resolution.
+                lifted = self.lift[level](coarser)
+                hidden = hidden + F.interpolate(lifted, size=hidden.shape[-2:], mode="nearest")
             coarser = self.attention[level](self.refine[level](hidden))
         return ms_up + self.to_residual(coarser)
