@@ -24,6 +24,14 @@ def test_mtf_kernels_match_toolbox(golden):
     np.testing.assert_allclose(kernels, arrays["h"], rtol=0, atol=TOLERANCE)
 
 
+def test_assessment_tool_kernels_match(golden):
+    from crossdiff_core.metrics import _scarpa_kernels
+
+    _, arrays = golden
+    np.testing.assert_allclose(_scarpa_kernels("QB", 4, 4), arrays["h_scarpa"], rtol=0,
+                               atol=TOLERANCE)
+
+
 def test_pan_kernel_is_the_same_recipe_with_the_pan_gain():
     kernel = degrade.pan_mtf_kernel("QuickBird", 4)
     assert kernel.shape == (41, 41)
