@@ -4,7 +4,7 @@ Runs the real training loop (crossdiff_core.train.pretrain.train_branch) for a f
 side by side in one process on the same machine, and prints a table: samples per second (first step
 left out as warm-up), seconds per step, and the share of step time spent waiting for data.
 
-    python benchmarks/pretrain.py --scenes data/zarr            # CPU, 4 timed steps per case
+    python benchmarks/pretrain.py --scenes data/zarr            # CPU, 2 timed steps per case
     python benchmarks/pretrain.py --scenes data/zarr --device cuda --steps 20
 
 The default case reads the ``pretrain`` section of params.yaml; the paper case replaces the patch
@@ -41,7 +41,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenes", nargs="+", default=["data/zarr"])
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    parser.add_argument("--steps", type=int, default=4, help="timed steps per case (+1 warm-up)")
+    parser.add_argument("--steps", type=int, default=2, help="timed steps per case (+1 warm-up)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--cases", nargs="+", default=["default", "paper"])
     args = parser.parse_args()

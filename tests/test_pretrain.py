@@ -85,6 +85,11 @@ def test_resume_repeats_the_uninterrupted_losses(tmp_path, scenes):
     with pytest.raises(ValueError, match=r"another configuration \(lr: checkpoint 0.0003 vs now"):
         train_branch(PretrainConfig(out=str(tmp_path / "parts"), steps=6,
                                     **{**settings, "lr": 1e-3}))
+    eight_bands = tmp_path / "worldview3"
+    write_synthetic_store(eight_bands, "WorldView-3", ms_shape=(8, 8), seed=1)
+    with pytest.raises(ValueError, match=r"another configuration \(unet: checkpoint .*'in_chan"):
+        train_branch(PretrainConfig(out=str(tmp_path / "parts"), steps=6,
+                                    **{**settings, "scenes": [str(eight_bands)]}))
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, scenes, monkeypatch):

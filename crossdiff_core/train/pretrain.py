@@ -210,13 +210,15 @@ def train_branch(
     ema = _Ema(model, config.ema_decay) if config.ema_decay > 0 else None
     diffusion = GaussianDiffusion(make_schedule(config.schedule, config.timesteps))
     generator = torch.Generator().manual_seed(config.seed + 1)
+    # The UNet layout depends on the scenes' band count too, not only on the settings.
+    fingerprint = {**config.fingerprint(), "unet": model.config}
     losses: list[float] = []
     start = 0
     last_saved: int | None = None
 
     if resume and checkpoint_path.is_file():
         state = load_checkpoint(checkpoint_path)
-        check_same_configuration(checkpoint_path, state["fingerprint"], config.fingerprint())
+        check_same_configuration(checkpoint_path, state["fingerprint"], fingerprint)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if ema is not None:
@@ -244,7 +246,7 @@ def train_branch(
             return
         save_checkpoint(checkpoint_path, {
             "step": step,
-            "fingerprint": config.fingerprint(),
+            "fingerprint": fingerprint,
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "ema": None if ema is None else ema.shadow,
