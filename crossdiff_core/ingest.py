@@ -295,13 +295,14 @@ def ingest_source(
 
 
 def _chunked(array, files: BandFiles | None, dropped: dict | None,
-             chunks: tuple[int, ...], readers: list[BandWindows]):
+             chunks: tuple[int, ...], readers: list[tuple[BandWindows, int]]):
     """``array`` (aligned, lazy) as dask chunks; read straight from its GeoTIFF bands when known
-    (``dropped``: the pixels alignment cut from the top and left of the file)."""
+    (``dropped``: the pixels alignment cut from the top and left of the file). The reader made
+    is added to ``readers`` with its chunks' row count."""
     if files is None or dropped is None:
         return array.chunk(dict(zip(array.dims, chunks, strict=True)))
     reader = BandWindows(files, (dropped["top"], dropped["left"]), array.shape[-2:], array.dtype)
-    readers.append(reader)
+    readers.append((reader, chunks[-2]))
     return array.copy(data=reader.to_dask(chunks))
 
 
@@ -329,7 +330,7 @@ def _ingest_pair(raw: RawPair, label: Path, digest: Callable[[], str], size: int
     is_float = np.issubdtype(pan.dtype, np.floating)
     ms = ms.assign_coords(band=list(sensor.bands))
     ms_chunk = chunk_size // sensor.ratio
-    readers: list[BandWindows] = []
+    readers: list[tuple[BandWindows, int]] = []
     pan = _chunked(pan, raw.pan_bands, alignment.get("pan_dropped"), (chunk_size, chunk_size),
                    readers)
     ms = _chunked(ms, raw.ms_bands, alignment.get("ms_dropped"),
@@ -347,15 +348,16 @@ def _ingest_pair(raw: RawPair, label: Path, digest: Callable[[], str], size: int
         raise FileExistsError(
             f"{label}: a different source already made {target}; pass --force to replace it"
         )
+    strips = sum(reader.strip_cache_bytes(rows) for reader, rows in readers)
     try:
-        with gdal_cache_env(), use_scheduler(scheduler) as distributed:
+        with gdal_cache_env(strips), use_scheduler(scheduler) as distributed:
             return write_scene_store(
                 pan, ms, attrs, out_dir, chunk_size=chunk_size, overwrite=force,
                 progress=progress and not distributed,
                 finalize=_validator(label, sensor.bands, is_float, digest),
             )
     finally:
-        for reader in readers:
+        for reader, _ in readers:
             reader.close()
 
 

@@ -18,9 +18,10 @@ import rasterio
 from rasterio.windows import Window
 
 # GDAL's block cache defaults to 5 % of RAM and fills with every block read, so without a cap the
-# memory of an ingest grows with the scene. Chunks are read once, so the cache only needs to hold
-# the blocks of one row of chunks of a striped file (a 32768-pixel-wide uint16 PAN at chunk 1024).
-GDAL_CACHE_BYTES = 64 * 1024 * 1024
+# memory of an ingest grows with the scene. Chunks are read once, so tiled files need next to no
+# cache; files stored in strips (blocks as wide as the raster) get room for one row of chunks on
+# top, or each strip would be decompressed again for every chunk across it.
+GDAL_CACHE_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,18 @@ class BandWindows:
         return da.from_array(self, chunks=chunks, lock=False, asarray=False, fancy=False,
                              meta=np.empty((0,) * self.ndim, dtype=self.dtype))
 
+    def strip_cache_bytes(self, chunk_rows: int) -> int:
+        """GDAL cache needed to decode each strip once when reading ``chunk_rows``-row chunks
+        left to right: the bytes of one row of chunks of every striped file (0 for tiled)."""
+        total = 0
+        for path in dict.fromkeys(path for path, _ in self.files.bands):
+            with rasterio.open(path) as dataset:
+                block_rows, block_cols = dataset.block_shapes[0]
+                if block_cols >= dataset.width:
+                    rows = max(chunk_rows, block_rows)
+                    total += dataset.width * rows * dataset.count * self.dtype.itemsize
+        return total
+
     def close(self) -> None:
         """Close every file handle opened so far."""
         with self._lock:
@@ -102,6 +115,7 @@ class BandWindows:
             dataset.close()
 
 
-def gdal_cache_env() -> rasterio.Env:
-    """A ``with`` context capping GDAL's (process-wide) block cache during an ingest."""
-    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES)
+def gdal_cache_env(extra_bytes: int = 0) -> rasterio.Env:
+    """A ``with`` context capping GDAL's (process-wide) block cache during an ingest at
+    ``GDAL_CACHE_BYTES`` plus ``extra_bytes`` (see ``BandWindows.strip_cache_bytes``)."""
+    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES + int(extra_bytes))
