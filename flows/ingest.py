@@ -36,15 +36,19 @@ def ingest_flow(
 
 
 def main() -> None:
+    from flows.tracked import tracked_stage
+
     params = load_params("ingest")
-    ingest_flow(
-        sources=list(params["sources"]),
-        out=str(Path(params["out"])),
-        sensor=params.get("sensor"),
-        chunk_size=int(params.get("chunk_size", 1024)),
-        scheduler=str(params.get("scheduler", "threads")),
-        force=bool(params.get("force", False)),
-    )
+    with tracked_stage("ingest", params, sensor=params.get("sensor")) as tracker:
+        stores = ingest_flow(
+            sources=list(params["sources"]),
+            out=str(Path(params["out"])),
+            sensor=params.get("sensor"),
+            chunk_size=int(params.get("chunk_size", 1024)),
+            scheduler=str(params.get("scheduler", "threads")),
+            force=bool(params.get("force", False)),
+        )
+        tracker.log_metrics({"stores": len(stores)})
 
 
 if __name__ == "__main__":

@@ -73,7 +73,17 @@ def main() -> None:
         for config in branch_configs(scenes, out, params):
             train_branch(config)
         return
-    pretrain_flow(scenes=scenes, out=out, settings=params)
+    from flows.tracked import tracked_stage
+
+    with tracked_stage("pretrain", params) as tracker:
+        summaries = pretrain_flow(scenes=scenes, out=out, settings=params,
+                                  on_step=tracker.on_step())
+        for branch, summary in summaries.items():
+            tracker.log_metrics({"final_loss": summary["final_loss"],
+                                 **{k: v for k, v in summary["diagnostics"].items()
+                                    if isinstance(v, int | float)}}, prefix=f"{branch}_")
+            for name in ("quicklook.png", "diagnostics.json", "losses.csv"):
+                tracker.log_artifact(f"{summary['folder']}/{name}", branch)
 
 
 if __name__ == "__main__":

@@ -60,8 +60,15 @@ def report_flow(
 
 
 def main() -> None:
+    from flows.tracked import tracked_stage
+
     params = load_params("report")
-    report_flow(
+    with tracked_stage("report", params) as tracker:
+        _report_from_params(params, on_artifact=lambda path: tracker.log_artifact(path, "report"))
+
+
+def _report_from_params(params: dict, on_artifact: Callable[[Path], None] | None) -> Path:
+    return report_flow(
         metrics_dir=Path(params.get("metrics_dir", "reports")),
         pretrain_dir=Path(params["pretrain_dir"]) if params.get("pretrain_dir") else None,
         adapt_dir=Path(params["adapt_dir"]) if params.get("adapt_dir") else None,
@@ -69,6 +76,7 @@ def main() -> None:
         cross_sensor_dir=Path(params["cross_sensor_dir"])
         if params.get("cross_sensor_dir")
         else None,
+        on_artifact=on_artifact,
     )
 
 

@@ -22,7 +22,7 @@ class StageTracker:
 
     def on_step(self, prefix: str = ""):
         """A ``(step, metrics)`` callback logging per-step metrics (e.g. losses) to this run."""
-        return tracking.step_logger(prefix)
+        return tracking.step_logger(prefix, run_id=self.run_id)
 
     def log_metrics(self, metrics: dict, prefix: str = "") -> None:
         tracking.log_metrics({k: v for k, v in metrics.items() if isinstance(v, int | float)},

@@ -15,6 +15,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from typing import Any
 import mlflow
 import numpy as np
 import yaml
+from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -97,14 +99,22 @@ def stage_run(stage: str, params: dict, experiment: str = "crossdiff",
         yield run.info.run_id
 
 
-def step_logger(prefix: str = "") -> Callable[[int, dict], None]:
-    """A `(step, metrics)` callback logging per-step metrics to the active run."""
+def step_logger(prefix: str = "", run_id: str | None = None) -> Callable[[int, dict], None]:
+    """A `(step, metrics)` callback logging per-step metrics to a run (default: the active one).
+
+    It writes through the client with an explicit run id, so it is safe to call from the worker
+    threads Prefect runs tasks in (the fluent API's active run is per thread).
+    """
+    run_id = run_id or mlflow.active_run().info.run_id
+    client = configure()
 
     def log(step: int, metrics: dict) -> None:
-        numeric = {f"{prefix}{k}": float(v) for k, v in metrics.items()
-                   if isinstance(v, int | float | np.floating) and np.isfinite(v)}
-        if numeric:
-            mlflow.log_metrics(numeric, step=int(step))
+        timestamp = int(time.time() * 1000)
+        batch = [Metric(f"{prefix}{k}", float(v), timestamp, int(step))
+                 for k, v in metrics.items()
+                 if isinstance(v, int | float | np.floating) and np.isfinite(v)]
+        if batch:
+            client.log_batch(run_id, metrics=batch)
 
     return log
 

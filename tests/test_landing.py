@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from ingest_helpers import landsat_bundle, tar_folder
 
 from crossdiff_core.io.store import find_scene_stores
-from tests.ingest_helpers import landsat_bundle, tar_folder
 
 
 @pytest.fixture()

@@ -1,1 +1,4 @@
-"""Sub-commands of the `crossdiff` CLI, one module per user action; heavy imports stay inside the functions so `--help` is fast."""
+"""Sub-commands of the `crossdiff` CLI, one module per user action.
+
+Heavy imports stay inside the command functions so `crossdiff --help` is fast.
+"""

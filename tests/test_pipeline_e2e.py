@@ -1,0 +1,149 @@
+"""The real DVC pipeline, end to end, on tiny parameters in a temporary git copy of the project.
+
+One copy serves every test of this module (the pipeline runs once): reproducing it, a no-op
+second repro, which stages a changed adapt parameter invalidates, the report, the model registry,
+and the Prefect deployments of prefect.yaml.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from conftest import PROJECT_ROOT
+
+STAGES = ("ingest", "pretrain", "freeze", "adapt", "evaluate", "report")
+
+
+def _run(args: list[str], cwd: Path, env: dict, timeout: int = 900) -> subprocess.CompletedProcess:
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True,
+                            timeout=timeout)
+    if result.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n"
+                             f"{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
+    return result
+
+
+def _stages_run(output: str) -> set[str]:
+    return {stage for stage in STAGES if f"Running stage '{stage}'" in output}
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory, prefect_server):
+    """A git copy of the project with tests/params-tiny.yaml as params.yaml, after `dvc repro`."""
+    from prefect.settings import PREFECT_API_URL
+
+    root = tmp_path_factory.mktemp("crossdiff-copy")
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=PROJECT_ROOT,
+                            capture_output=True, text=True, check=True).stdout.split()
+    for name in listed:
+        source = PROJECT_ROOT / name
+        if source.is_file():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, root / name)
+    shutil.copy2(root / "tests" / "params-tiny.yaml", root / "params.yaml")
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
+        "CROSSDIFF_PARAMS": str(root / "params.yaml"),
+        "TQDM_DISABLE": "1",
+    }
+    for args in (["git", "init", "-q"], ["git", "add", "-A"],
+                 ["git", "-c", "user.name=test", "-c", "user.email=test@example.org",
+                  "commit", "-qm", "copy"]):
+        _run(args, root, env)
+    first = _run(["dvc", "repro"], root, env, timeout=1500)
+    return root, env, first.stdout
+
+
+def test_repro_runs_every_stage_then_nothing(pipeline):
+    root, env, first_output = pipeline
+    assert _stages_run(first_output) == set(STAGES)
+    second = _run(["dvc", "repro"], root, env)
+    assert _stages_run(second.stdout) == set()
+
+
+def test_changing_one_adapt_parameter_reruns_only_adapt_and_later(pipeline):
+    root, env, _ = pipeline
+    params_file = root / "params.yaml"
+    original = params_file.read_text()
+    params = yaml.safe_load(original)
+    params["adapt"]["lr"] = float(params["adapt"]["lr"]) * 0.5
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        dry = _run(["dvc", "repro", "--dry"], root, env)
+    finally:
+        params_file.write_text(original)
+    # Report follows when evaluate's outputs change, which a dry run cannot know yet.
+    stages = _stages_run(dry.stdout)
+    assert {"adapt", "evaluate"} <= stages <= {"adapt", "evaluate", "report"}
+
+
+def test_metrics_hold_every_scene_method_and_index(pipeline):
+    root, _, _ = pipeline
+    metrics = json.loads((root / "reports" / "metrics.json").read_text())
+    evaluate = yaml.safe_load((root / "params.yaml").read_text())["evaluate"]
+    indices = {"q2n", "q", "sam", "ergas", "scc", "hqnr", "qnr", "d_lambda", "d_lambda_k", "d_s",
+               "d_rho", "r_q2n"}
+    assert metrics, "no scene was evaluated"
+    for scene, by_method in metrics.items():
+        assert set(evaluate["methods"]) <= set(by_method), scene
+        for method, values in by_method.items():
+            assert indices <= set(values), (scene, method)
+            assert all(np.isfinite(v) for v in values.values()), (scene, method)
+    report = (root / "reports" / "report" / "report.md").read_text()
+    for method in evaluate["methods"]:
+        assert method in report
+    images = list((root / "reports" / "report").rglob("*.png"))
+    assert images and all(image.stat().st_size > 0 for image in images)
+
+
+def test_registry_champion_reproduces_the_fused_output(pipeline, monkeypatch):
+    root, env, _ = pipeline
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", env["MLFLOW_TRACKING_URI"])
+    import mlflow
+
+    from crossdiff_core.io.store import find_scene_stores, open_scene
+    from crossdiff_core.pansharpener import load_pansharpener
+    from tasks import tracking
+
+    tracking.configure()
+    name = yaml.safe_load((root / "params.yaml").read_text())["tracking"][
+        "pansharpener_model_name"]
+    scene = open_scene(find_scene_stores([root / "data" / "zarr"])[0])
+    ms = np.asarray(scene.ms[:, :32, :32].values)
+    pan = np.asarray(scene.pan[: 32 * scene.ratio, : 32 * scene.ratio].values)
+
+    champion = mlflow.pyfunc.load_model(f"models:/{name}@champion")
+    fused = champion.predict({"pan": pan, "ms": ms})
+    expected = load_pansharpener(root / "data" / "models" / "head").fuse(ms, pan)
+    np.testing.assert_allclose(fused, expected, rtol=0, atol=1e-3)
+    assert fused.shape == (ms.shape[0], *pan.shape)
+
+
+def test_prefect_deploy_creates_scheduled_deployments(pipeline):
+    root, env, _ = pipeline
+    _run(["prefect", "work-pool", "create", "crossdiff-process", "--type", "process",
+          "--overwrite"], root, env)
+    _run(["prefect", "--no-prompt", "deploy", "--all"], root, env)
+    crons = {}
+    for deployment in ("landing/landing-every-15-min", "readapt/readapt-nightly",
+                       "crossdiff-pipeline/full-pipeline"):
+        shown = _run(["prefect", "deployment", "inspect", deployment, "--output", "json"],
+                     root, env)
+        info = json.loads(shown.stdout)
+        assert info["work_pool_name"] == "crossdiff-process"
+        crons[deployment] = [(s["schedule"]["cron"], s["schedule"]["timezone"])
+                             for s in info["schedules"]]
+    assert crons["landing/landing-every-15-min"] == [("*/15 * * * *", "UTC")]
+    assert crons["readapt/readapt-nightly"] == [("0 2 * * *", "UTC")]
+    assert crons["crossdiff-pipeline/full-pipeline"] == []
