@@ -26,6 +26,7 @@ from typing import Protocol
 
 import dask.array as da
 import numpy as np
+import rioxarray  # noqa: F401  (registers the .rio accessor the writers use)
 import xarray as xr
 from tqdm.auto import tqdm
 

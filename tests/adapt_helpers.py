@@ -15,6 +15,18 @@ from crossdiff_core.train.adapt import AdaptConfig, calibration_batches
 from crossdiff_core.train.patches import PatchDataset
 
 TINY_CHANNELS = (4, 8, 8, 8)
+
+
+def single_torch_thread():
+    """Fixture body: run tiny models on one intra-op thread, then restore the setting.
+
+    Tiny tensors gain nothing from a second thread, and on a shared machine every small op would
+    wait for that thread to be scheduled: the tests ran several times slower.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 TINY_HEAD = [4, 4, 8, 8]
 
 

@@ -13,10 +13,13 @@ from crossdiff_core.train.adapt import adapt_head
 from crossdiff_core.train.losses import spectral_consistency
 from tests.adapt_helpers import (
     scrambled_pansharpener,
+    single_torch_thread,
     tiny_extractor,
     tiny_settings,
     write_tiny_pretrained,
 )
+
+one_torch_thread = pytest.fixture(autouse=True, scope="module")(single_torch_thread)
 
 
 @pytest.fixture(scope="module")

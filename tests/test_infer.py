@@ -14,7 +14,14 @@ from crossdiff_core.nets.extractor import load_extractor
 from crossdiff_core.pansharpener import save_pansharpener
 from crossdiff_core.synthetic import synthetic_pair, write_synthetic_store
 from flows.cli import app
-from tests.adapt_helpers import scrambled_pansharpener, tiny_extractor, write_tiny_pretrained
+from tests.adapt_helpers import (
+    scrambled_pansharpener,
+    single_torch_thread,
+    tiny_extractor,
+    write_tiny_pretrained,
+)
+
+one_torch_thread = pytest.fixture(autouse=True, scope="module")(single_torch_thread)
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +45,7 @@ def test_tiled_result_matches_one_shot_within_half_a_dn(qb, noisy):
     # The head is scrambled: the residual is far from zero, so tiling errors would show.
     assert np.abs(one_shot - ms.repeat(4, 1).repeat(4, 2)).mean() > 5
     # Windows far smaller than the scene, with half the model's default context.
-    for tile, batch_size in ((144, 2),):
+    for tile, batch_size in ((176, 2),):
         tiled = fuse_tiled(ms, pan, ModelFuser(model), tile=tile, context=48, blend=16,
                            batch_size=batch_size)
         difference = np.abs(tiled - one_shot).max()
