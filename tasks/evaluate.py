@@ -11,19 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from crossdiff_core.evaluation import Method, PerResolution, SceneEvaluation, evaluate_scene
 from crossdiff_core.evaluation_files import write_evaluation
 from crossdiff_core.io.store import open_scene
-
-
-def _retry_on_io_error(task, task_run, state) -> bool:
-    """Retry transient I/O failures only; bad input and missing files fail at once."""
-    try:
-        state.result(raise_on_failure=True)
-    except FileNotFoundError:
-        return False
-    except OSError:
-        return True
-    except Exception:
-        return False
-    return False
+from tasks.retry import io_retries
 
 
 @task(name="score-scene", cache_policy=NO_CACHE)
@@ -35,8 +23,7 @@ def score_scene_task(store: str | Path, methods: Mapping[str, Method | PerResolu
                           block_size=block_size, border_cut=border_cut)
 
 
-@task(name="write-evaluation", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5,
-      retry_condition_fn=_retry_on_io_error)
+@task(name="write-evaluation", cache_policy=NO_CACHE, **io_retries(3))
 def write_evaluation_task(results: Sequence[SceneEvaluation], out: str | Path,
                           panel_crop: int = 256) -> dict[str, Path]:
     """Write metrics.json, metrics_long.csv, tables/*.md and panels/*.npz under ``out``."""

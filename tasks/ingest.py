@@ -8,24 +8,10 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from crossdiff_core.ingest import IngestResult, ingest_source
+from tasks.retry import io_retries
 
 
-def _retry_on_io_error(task, task_run, state) -> bool:
-    """Retry transient I/O failures only: bad input (IngestError, a ValueError) fails at once,
-    and so does a missing file, which waiting will not bring back."""
-    try:
-        state.result(raise_on_failure=True)
-    except FileNotFoundError:
-        return False
-    except OSError:
-        return True
-    except Exception:
-        return False
-    return False
-
-
-@task(name="ingest-source", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5,
-      retry_condition_fn=_retry_on_io_error)
+@task(name="ingest-source", cache_policy=NO_CACHE, **io_retries(3))
 def ingest_source_task(
     source: str | list[str],
     out_dir: str | Path,

@@ -7,24 +7,10 @@ from prefect.cache_policies import NO_CACHE
 
 from crossdiff_core.train.config import PretrainConfig
 from crossdiff_core.train.pretrain import StepCallback, train_branch
+from tasks.retry import io_retries
 
 
-def _retry_on_io_error(task, task_run, state) -> bool:
-    """Retry only when writing or reading files failed (the rerun resumes from the checkpoint);
-    bad settings, NaN losses and missing inputs fail at once."""
-    try:
-        state.result(raise_on_failure=True)
-    except FileNotFoundError:
-        return False
-    except OSError:
-        return True
-    except Exception:
-        return False
-    return False
-
-
-@task(name="pretrain-branch", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5,
-      retry_condition_fn=_retry_on_io_error)
+@task(name="pretrain-branch", cache_policy=NO_CACHE, **io_retries(1))
 def pretrain_branch_task(config: PretrainConfig, on_step: StepCallback | None = None) -> dict:
     """Train ``config.branch`` into ``<config.out>/<branch>/``; returns folder, steps, final loss
     and the diagnostics dict."""
