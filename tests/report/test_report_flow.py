@@ -35,7 +35,8 @@ def test_main_reads_report_params(tmp_path, monkeypatch, prefect_server):
             "pretrain_dir": None,
             "adapt_dir": str(tmp_path / "missing"),
             "out": str(tmp_path / "rep"),
-        }
+        },
+        "tracking": {"experiment": "report-test"},
     }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.setenv("CROSSDIFF_PARAMS", str(tmp_path / "params.yaml"))
