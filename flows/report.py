@@ -63,8 +63,14 @@ def main() -> None:
     from flows.tracked import tracked_stage
 
     params = load_params("report")
+    out = Path(params.get("out", "reports/report"))
+
+    def attach(path: Path) -> None:
+        # Keep the report's folder layout so its relative figure links work in MLflow too.
+        tracker.log_artifact(path, str(Path("report") / Path(path).parent.relative_to(out)))
+
     with tracked_stage("report", params) as tracker:
-        _report_from_params(params, on_artifact=lambda path: tracker.log_artifact(path, "report"))
+        _report_from_params(params, on_artifact=attach)
 
 
 def _report_from_params(params: dict, on_artifact: Callable[[Path], None] | None) -> Path:
