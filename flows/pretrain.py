@@ -76,8 +76,10 @@ def main() -> None:
     from flows.tracked import tracked_stage
 
     with tracked_stage("pretrain", params) as tracker:
-        summaries = pretrain_flow(scenes=scenes, out=out, settings=params,
-                                  on_step=tracker.on_step())
+        from flows.runners import on_dask_cluster
+
+        summaries = on_dask_cluster(pretrain_flow)(scenes=scenes, out=out, settings=params,
+                                                   on_step=tracker.on_step())
         for branch, summary in summaries.items():
             tracker.log_metrics({"final_loss": summary["final_loss"],
                                  **{k: v for k, v in summary["diagnostics"].items()

@@ -106,9 +106,13 @@ def step_logger(prefix: str = "", run_id: str | None = None) -> Callable[[int, d
     threads Prefect runs tasks in (the fluent API's active run is per thread).
     """
     run_id = run_id or mlflow.active_run().info.run_id
-    client = configure()
+    uri = tracking_uri()
+    clients: list[MlflowClient] = []  # made on first use, so the callback pickles to Dask workers
 
     def log(step: int, metrics: dict) -> None:
+        if not clients:
+            clients.append(MlflowClient(tracking_uri=uri, registry_uri=uri))
+        client = clients[0]
         timestamp = int(time.time() * 1000)
         batch = [Metric(f"{prefix}{k}", float(v), timestamp, int(step))
                  for k, v in metrics.items()
