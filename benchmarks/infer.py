@@ -113,7 +113,11 @@ def pansharpen_child(store: str, out: str, tile: int, batch_size: int) -> None:
     from crossdiff_core.io.store import open_scene
 
     def peak() -> float:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
+        # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent through fork + exec.
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**20  # KiB -> GiB
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
     model = default_model()
     scene = open_scene(store)
@@ -131,8 +135,8 @@ def pansharpen_child(store: str, out: str, tile: int, batch_size: int) -> None:
                      progress=False)
     seconds = time.perf_counter() - start
     quarter = windows[max(len(windows) // 4 - 1, 0)]
-    print(json.dumps({"before": before, "quarter": quarter, "peak": peak(),
-                      "seconds": seconds, "batches": len(windows)}))
+    print(json.dumps({"before": before, "quarter": quarter, "windows": windows[-1],
+                      "peak": peak(), "seconds": seconds, "batches": len(windows)}))
 
 
 def run_child(*arguments: str) -> str:
@@ -211,6 +215,7 @@ def main() -> None:
         ))
     row(f"peak RSS, PAN {big_rows} x {args.big} to COG (GiB, < 2)", memory["peak"])
     row("  peak RSS after a quarter of the windows (GiB)", memory["quarter"])
+    row("  peak RSS after the last window, before the COG (GiB)", memory["windows"])
     row("  RSS with the model loaded, before inference (GiB)", memory["before"])
     row("  whole-scene time (s)", memory["seconds"], 1)
 

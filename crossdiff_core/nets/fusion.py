@@ -34,8 +34,12 @@ class LocalSCSE(nn.Module):
         # so they commute: pooling the few squeezed channels gives the same gate far cheaper,
         # and the (count-excluding-padding) box mean splits into a column pass and a row pass.
         pooled = _local_mean(squeeze(x), self.pool_size)
-        gate = torch.sigmoid(excite(relu(pooled))) + torch.sigmoid(self.spatial_gate(x))
-        return x * gate
+        channel = excite(relu(pooled))
+        spatial = self.spatial_gate(x)
+        if torch.is_grad_enabled():
+            return x * (torch.sigmoid(channel) + torch.sigmoid(spatial))
+        # Inference: the same gate built in place, two full-size buffers fewer.
+        return channel.sigmoid_().add_(spatial.sigmoid_()).mul_(x)
 
 
 def _local_mean(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -102,14 +106,21 @@ class FusionHead(nn.Module):
         if len(features) != len(self.merge):
             raise ValueError(f"expected {len(self.merge)} feature levels, got {len(features)}")
         coarser: torch.Tensor | None = None
+        inplace = not torch.is_grad_enabled()  # autograd needs the intermediate values
         for level in reversed(range(len(features))):
             p2m, m2p = features[level]
-            hidden = F.leaky_relu(
-                self.merge[level](torch.cat([p2m, m2p], dim=1)), self.negative_slope
-            )
+            # The merge conv over concat(p2m, m2p) is the sum of its two halves' convs: no
+            # concatenated copy of the two largest maps.
+            merge = self.merge[level]
+            split = p2m.shape[1]
+            hidden = F.conv2d(p2m, merge.weight[:, :split], merge.bias, padding=1)
+            hidden += F.conv2d(m2p, merge.weight[:, split:], None, padding=1)
+            hidden = F.leaky_relu(hidden, self.negative_slope, inplace=inplace)
             if coarser is not None:
                 # A 1x1 conv commutes with nearest upsampling: lift at the coarse resolution.
-                lifted = self.lift[level](coarser)
-                hidden = hidden + F.interpolate(lifted, size=hidden.shape[-2:], mode="nearest")
+                lifted = F.interpolate(
+                    self.lift[level](coarser), size=hidden.shape[-2:], mode="nearest"
+                )
+                hidden = hidden.add_(lifted) if inplace else hidden + lifted
             coarser = self.attention[level](self.refine[level](hidden))
         return ms_up + self.to_residual(coarser)
