@@ -101,6 +101,9 @@ def main() -> None:
             models = run_resolution(prepared.store(resolution), work / resolution, args)
             for noise_free, model in models.items():
                 scores[noise_free][index] = score_model(model, prepared, resolution)
+            print(f"{index}: noise-free {scores[True][index]:.4f}, noisy "
+                  f"{scores[False][index]:.4f} ({time.perf_counter() - started:.0f} s)",
+                  flush=True)
     print(f"{args.scene} anchors crop, t_feature {args.t_feature}, pretrain "
           f"{args.pretrain_steps} steps/branch, adapt {args.adapt_steps} steps "
           f"({time.perf_counter() - started:.0f} s)")
