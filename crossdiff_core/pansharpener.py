@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from crossdiff_core.atomic import atomic_write
 from crossdiff_core.degrade import interp23tap
 from crossdiff_core.nets.extractor import FrozenExtractor, extractor_from_config
 from crossdiff_core.nets.fusion import FusionHead
@@ -214,17 +213,6 @@ def pad_for_model(
     return ms_padded, pan_padded, context
 
 
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-
-
 def save_pansharpener(model: Pansharpener, folder: str | Path) -> Path:
     """Write ``config.json`` (model + extractor + head configs) and both state dicts atomically."""
     folder = Path(folder)
@@ -238,9 +226,9 @@ def save_pansharpener(model: Pansharpener, folder: str | Path) -> Path:
     (folder / CONFIG_FILE).unlink(missing_ok=True)
     for name, module in ((EXTRACTOR_WEIGHTS, model.extractor), (HEAD_WEIGHTS, model.head)):
         state = {key: value.detach().cpu() for key, value in module.state_dict().items()}
-        _atomic_write(folder / name, lambda handle, state=state: torch.save(state, handle))
+        atomic_write(folder / name, lambda handle, state=state: torch.save(state, handle))
     text = json.dumps(document, indent=2, sort_keys=True).encode()
-    _atomic_write(folder / CONFIG_FILE, lambda handle: handle.write(text))
+    atomic_write(folder / CONFIG_FILE, lambda handle: handle.write(text))
     return folder
 
 

@@ -15,7 +15,8 @@ class Scene:
 
     ``pan``: DataArray dims (y, x), native DN dtype, usually dask-backed.
     ``ms``: DataArray dims (band, y, x) on the MS grid; ``band`` holds canonical band names.
-    ``attrs``: the store's root attributes (sensor, ratio, bit_depth, scale_max, scene_id, source, ...).
+    ``attrs``: the store's root attributes (sensor, ratio, bit_depth, scale_max, scene_id,
+    source, ...).
     """
 
     pan: xr.DataArray

@@ -106,7 +106,9 @@ def generic_sensor(ratio: int, n_bands: int, bit_depth: int = 16, name: str = "g
                   FALLBACK_PAN_GAIN, mtf_is_public=False)
 
 
-def get_sensor(name: str | Sensor, ratio: int | None = None, n_bands: int | None = None) -> Sensor:
+def get_sensor(
+    name: str | Sensor, ratio: int | None = None, n_bands: int | None = None
+) -> Sensor:
     """Resolve a sensor by name or alias (case-insensitive: ``QB``, ``quickbird``, ``WV3`` ...).
 
     ``generic`` needs ``ratio`` and ``n_bands``. A registered sensor is checked against them when given.

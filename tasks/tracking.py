@@ -154,7 +154,11 @@ class PansharpenerModel(mlflow.pyfunc.PythonModel):
 
 
 class FrozenEncodersModel(mlflow.pyfunc.PythonModel):
-    """Pyfunc wrapper of the frozen P2M + M2P encoders: returns the multi-scale features."""
+    """Pyfunc wrapper of the frozen P2M + M2P encoders.
+
+    ``predict({"ms_up": (N, B, H, W), "pan": (N, 1, H, W)})`` (model range) returns
+    ``{"p2m_level0": ..., "m2p_level0": ..., ...}``, the multi-scale feature maps.
+    """
 
     def load_context(self, context) -> None:
         from crossdiff_core.nets.extractor import load_extractor
@@ -167,7 +171,10 @@ class FrozenEncodersModel(mlflow.pyfunc.PythonModel):
         ms_up = torch.as_tensor(np.asarray(model_input["ms_up"]), dtype=torch.float32)
         pan = torch.as_tensor(np.asarray(model_input["pan"]), dtype=torch.float32)
         with torch.no_grad():
-            return [f.numpy() for f in self.extractor.features(ms_up, pan)]
+            levels = self.extractor.features(ms_up, pan)
+        return {f"{branch}_level{i}": maps.numpy()
+                for i, pair in enumerate(levels)
+                for branch, maps in zip(("p2m", "m2p"), pair, strict=True)}
 
 
 def _log_pyfunc(name: str, python_model, artifacts: dict[str, Path], registered_name: str,

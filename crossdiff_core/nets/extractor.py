@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -23,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from crossdiff_core.atomic import atomic_write
 from crossdiff_core.diffusion import make_schedule
 from crossdiff_core.nets.unet import (
     ConditionalUNet,
@@ -340,17 +339,6 @@ class FrozenExtractor(nn.Module):
         return count
 
 
-def _atomic_write(path: Path, write) -> None:
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-
-
 def save_extractor(extractor: FrozenExtractor, folder: str | Path) -> Path:
     """Write ``config.json`` + ``weights.pt`` (state dict incl. frozen statistics) atomically."""
     folder = Path(folder)
@@ -358,9 +346,9 @@ def save_extractor(extractor: FrozenExtractor, folder: str | Path) -> Path:
     state = {key: value.detach().cpu() for key, value in extractor.state_dict().items()}
     document = {"format": _FORMAT, "version": 1, "config": extractor.config}
     (folder / CONFIG_FILE).unlink(missing_ok=True)
-    _atomic_write(folder / WEIGHTS_FILE, lambda handle: torch.save(state, handle))
+    atomic_write(folder / WEIGHTS_FILE, lambda handle: torch.save(state, handle))
     text = json.dumps(document, indent=2, sort_keys=True).encode()
-    _atomic_write(folder / CONFIG_FILE, lambda handle: handle.write(text))
+    atomic_write(folder / CONFIG_FILE, lambda handle: handle.write(text))
     return folder
 
 

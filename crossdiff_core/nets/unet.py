@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F  # noqa: N812
+
+from crossdiff_core.atomic import atomic_write
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.pt"
@@ -185,20 +185,6 @@ class ConditionalUNet(nn.Module):
         return self.out_conv(F.silu(self.out_norm(h)))
 
 
-def _atomic_write_bytes(path: Path, write) -> None:
-    """Write through ``write(file_object)`` into a temporary sibling, then rename over ``path``."""
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-
-
 def save_unet(model: ConditionalUNet, folder: str | Path, extra: dict | None = None) -> Path:
     """Write ``config.json`` (constructor arguments + ``extra``) and ``weights.pt`` (state dict).
 
@@ -215,9 +201,9 @@ def save_unet(model: ConditionalUNet, folder: str | Path, extra: dict | None = N
         "extra": extra or {},
     }
     (folder / CONFIG_FILE).unlink(missing_ok=True)
-    _atomic_write_bytes(folder / WEIGHTS_FILE, lambda handle: torch.save(state, handle))
+    atomic_write(folder / WEIGHTS_FILE, lambda handle: torch.save(state, handle))
     text = json.dumps(document, indent=2, sort_keys=True).encode()
-    _atomic_write_bytes(folder / CONFIG_FILE, lambda handle: handle.write(text))
+    atomic_write(folder / CONFIG_FILE, lambda handle: handle.write(text))
     return folder
 
 
