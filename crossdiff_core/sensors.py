@@ -111,7 +111,8 @@ def get_sensor(
 ) -> Sensor:
     """Resolve a sensor by name or alias (case-insensitive: ``QB``, ``quickbird``, ``WV3`` ...).
 
-    ``generic`` needs ``ratio`` and ``n_bands``. A registered sensor is checked against them when given.
+    ``generic`` needs ``ratio`` and ``n_bands``; a registered sensor is checked against them
+    when they are given.
     """
     if isinstance(name, Sensor):
         sensor = name

@@ -52,7 +52,8 @@ def prefect_server():
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
-        pytest.fail(f"real test scenes not found at {SHARED_DATA}: the project expects ../shared beside it")
+        pytest.fail(f"real test scenes not found at {SHARED_DATA}: "
+                    "the project expects ../shared beside it")
     return SHARED_DATA
 
 
