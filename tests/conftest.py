@@ -17,7 +17,8 @@ os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{_SESSION_DIR / 'mlflow
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DIR = PROJECT_ROOT.parent / "shared"
+# Real scenes and golden values: ../shared beside the project, or CROSSDIFF_SHARED.
+SHARED_DIR = Path(os.environ.get("CROSSDIFF_SHARED", PROJECT_ROOT.parent / "shared"))
 SHARED_DATA = SHARED_DIR / "data"
 GOLDEN_DIR = SHARED_DIR / "golden"
 
