@@ -131,20 +131,10 @@ def crossdiff_models_flow(
             for name, paths in heads.items()}
 
 
-def freeze_settings_from(freeze: dict, pretrain: dict) -> dict:
-    """The freeze flow's keyword arguments from the ``freeze`` and ``pretrain`` sections."""
-    return {
-        "t_feature": int(freeze.get("t_feature", 50)),
-        "noise_free": bool(freeze.get("noise_free", True)),
-        "pan_patch": int(freeze.get("pan_patch") or pretrain.get("pan_patch", 64)),
-        "calibration_patches": int(freeze.get("calibration_patches", 32)),
-        "seed": int(freeze.get("seed", 0)),
-    }
-
-
 def main(extra_methods: Mapping[str, Method] | None = None) -> None:
     """Run the stage from params.yaml: baselines, the CrossDiff models, then the promotion of the
     adapted candidate to champion when its mean full-resolution HQNR beats the champion's."""
+    from flows.freeze import freeze_settings_from
     from flows.tracked import tracked_stage
     from tasks import tracking
 

@@ -43,27 +43,34 @@ def freeze_flow(
     )
 
 
+def freeze_settings_from(freeze: dict, pretrain: dict) -> dict:
+    """The freeze flow's keyword arguments from the ``freeze`` and ``pretrain`` sections."""
+    return {
+        "t_feature": int(freeze.get("t_feature", 50)),
+        "noise_free": bool(freeze.get("noise_free", True)),
+        "pan_patch": int(freeze.get("pan_patch") or pretrain.get("pan_patch", 64)),
+        "calibration_patches": int(freeze.get("calibration_patches", 32)),
+        "seed": int(freeze.get("seed", 0)),
+    }
+
+
 def main() -> None:
     from flows.tracked import tracked_stage
 
     params = load_params("freeze")
     pretrain = load_params("pretrain")
+    scenes = list(params.get("scenes") or pretrain["scenes"])
     with tracked_stage("freeze", params) as tracker:
         out = freeze_flow(
             pretrain_dir=str(pretrain["out"]),
-            scenes=list(params.get("scenes") or pretrain["scenes"]),
+            scenes=scenes,
             out=str(params["out"]),
-            t_feature=int(params.get("t_feature", 50)),
-            noise_free=bool(params.get("noise_free", True)),
-            pan_patch=int(params.get("pan_patch") or pretrain.get("pan_patch", 64)),
-            calibration_patches=int(params.get("calibration_patches", 32)),
-            seed=int(params.get("seed", 0)),
+            **freeze_settings_from(params, pretrain),
         )
         tracker.log_artifact(out, "extractor")
         from flows.adapt import scenes_sensor
         from tasks import tracking
 
-        scenes = list(params.get("scenes") or pretrain["scenes"])
         tracking.register_encoders(Path(out), load_params("tracking")["encoder_model_name"],
                                    scenes_sensor(scenes))
 
