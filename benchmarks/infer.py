@@ -13,7 +13,7 @@
    Inference holds one strip of windows, so the peak depends on the width, not the height: the
    peak after a quarter of the windows is printed beside the final one to show it.
 
-    python benchmarks/infer.py [--pan 1024] [--tile 768] [--batch-size 1] [--big 8192]
+    python benchmarks/infer.py [--pan 1024] [--tile 640] [--batch-size 1] [--big 8192]
 """
 
 from __future__ import annotations
@@ -155,7 +155,7 @@ def row(name: str, value: float, digits: int = 2) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pan", type=int, default=1024, help="PAN side of the timing scene")
-    parser.add_argument("--tile", type=int, default=768, help="window side (PAN px)")
+    parser.add_argument("--tile", type=int, default=640, help="window side (PAN px)")
     parser.add_argument("--batch-size", type=int, default=1, help="windows per forward")
     parser.add_argument("--repeats", type=int, default=2, help="rounds; the best is kept")
     parser.add_argument("--big", type=int, default=8192,

@@ -30,6 +30,7 @@ import rioxarray  # noqa: F401  (registers the .rio accessor the writers use)
 import xarray as xr
 from tqdm.auto import tqdm
 
+from crossdiff_core.io.windows import gdal_cache_env
 from crossdiff_core.scene import Scene
 
 FORMATS = ("cog", "zarr")
@@ -243,6 +244,7 @@ def iter_fused_rows(
         pan_strip, ms_strip = da.compute(
             pan_padded[row_start : row_start + rows.tile],
             ms_padded[:, row_start // ratio : (row_start + rows.tile) // ratio],
+            scheduler="synchronous",
         )
         row_weight = rows.weights(row_index)
         for batch_start in range(0, len(cols.starts), batch_size):
@@ -262,21 +264,22 @@ def iter_fused_rows(
             bar.update(len(batch))
         last = row_index == len(rows.starts) - 1
         done = rows.tile if last else rows.starts[row_index + 1] - row_start
-        block = accumulated[:, :done] / np.maximum(weight_sum[:done], 1e-12)
-        # Translate finished padded rows [row_start, row_start + done) to scene rows.
+        # Translate finished padded rows [row_start, row_start + done) to scene rows and
+        # normalise just those (one new array, the one handed out).
         first = max(row_start, pad)
         stop = min(row_start + done, pad + height)
         if stop > first:
+            finished = (slice(first - row_start, stop - row_start), slice(pad, pad + width))
             yield (
                 first - pad,
-                block[:, first - row_start : stop - row_start, pad : pad + width].astype(
-                    np.float32
-                ),
+                accumulated[(slice(None), *finished)]
+                / np.maximum(weight_sum[finished], np.float32(1e-12)),
             )
         emitted = row_start + done
-        # Keep the rows the next strip still adds to; shift them up in place (no new buffer).
+        # Keep the rows the next strip still adds to; shift them up in place (numpy buffers
+        # the copy itself only where source and destination overlap).
         kept = rows.tile - done
-        accumulated[:, :kept] = accumulated[:, done:].copy()
+        accumulated[:, :kept] = accumulated[:, done:]
         weight_sum[:kept] = weight_sum[done:]
         accumulated[:, kept:] = 0.0
         weight_sum[kept:] = 0.0
@@ -313,11 +316,54 @@ def to_output_dtype(fused: np.ndarray, dtype: np.dtype, nodata: float | None) ->
         return fused.astype(dtype)
     info = np.iinfo(dtype)
     low = info.min + 1 if nodata is not None and nodata == info.min else info.min
-    return np.clip(np.rint(fused), low, info.max).astype(dtype)
+    rounded = np.rint(fused)
+    np.clip(rounded, low, info.max, out=rounded)
+    return rounded.astype(dtype)
 
 
-class _GeoTiffWriter:
+class _WholeChunkRows:
+    """Collects rows arriving top to bottom and hands them on ``chunk`` rows at a time.
+
+    Both outputs are stored in blocks of ``chunk`` rows; writing whole block rows means each block
+    is compressed and written once, instead of being re-read, rewritten and kept in a cache while
+    the next strip completes it.
+    """
+
+    chunk: int
+
+    def _start_rows(self) -> None:
+        self.pending: list[np.ndarray] = []
+        self.pending_first = 0
+        self.pending_rows = 0
+
+    def write(self, first: int, block: np.ndarray) -> None:
+        if first != self.pending_first + self.pending_rows:
+            raise RuntimeError("rows must arrive in order")  # a tiling bug, never user input
+        self.pending.append(block)
+        self.pending_rows += block.shape[1]
+        full = (self.pending_rows // self.chunk) * self.chunk
+        if full:
+            self._flush(full)
+
+    def _flush(self, rows: int) -> None:
+        stacked = np.concatenate(self.pending, axis=1) if len(self.pending) > 1 else self.pending[0]
+        self._write_rows(self.pending_first, stacked[:, :rows])
+        self.pending = [stacked[:, rows:]]
+        self.pending_first += rows
+        self.pending_rows -= rows
+
+    def _flush_rest(self) -> None:
+        if self.pending_rows:
+            self._flush(self.pending_rows)
+
+    def _write_rows(self, first: int, rows: np.ndarray) -> None:
+        raise NotImplementedError
+
+
+class _GeoTiffWriter(_WholeChunkRows):
     """Rows into a tiled GeoTIFF at ``partial``; ``finish`` turns it into a COG at ``target``."""
+
+    chunk = 256
 
     def __init__(
         self,
@@ -340,8 +386,8 @@ class _GeoTiffWriter:
             "count": len(band_names),
             "dtype": np.dtype(dtype).name,
             "tiled": True,
-            "blockxsize": 256,
-            "blockysize": 256,
+            "blockxsize": self.chunk,
+            "blockysize": self.chunk,
             "compress": "deflate",
             "BIGTIFF": "IF_SAFER",
         }
@@ -355,16 +401,18 @@ class _GeoTiffWriter:
             self.dataset = rasterio.open(self.scratch, "w", **profile)
         for index, name in enumerate(band_names, start=1):
             self.dataset.set_band_description(index, name)
+        self._start_rows()
 
-    def write(self, first: int, block: np.ndarray) -> None:
+    def _write_rows(self, first: int, rows: np.ndarray) -> None:
         from rasterio.windows import Window
 
-        self.dataset.write(block, window=Window(0, first, block.shape[2], block.shape[1]))
+        self.dataset.write(rows, window=Window(0, first, rows.shape[2], rows.shape[1]))
 
     def finish(self) -> None:
         import rasterio
         from rasterio.shutil import copy as raster_copy
 
+        self._flush_rest()
         self.dataset.close()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
@@ -385,8 +433,10 @@ class _GeoTiffWriter:
         self.partial.unlink(missing_ok=True)
 
 
-class _ZarrWriter:
+class _ZarrWriter(_WholeChunkRows):
     """Rows into a Zarr store (variable ``fused`` (band, y, x) on the PAN grid) at ``partial``."""
+
+    chunk = 512
 
     def __init__(
         self,
@@ -396,9 +446,9 @@ class _ZarrWriter:
         dtype: np.dtype,
         nodata: float | None,
         band_names: list[str],
-        chunk: int = 512,
     ) -> None:
-        self.partial, self.target, self.chunk = partial, target, chunk
+        self.partial, self.target = partial, target
+        chunk = self.chunk
         height, width = scene.pan.shape
         template = xr.DataArray(
             da.zeros(
@@ -421,33 +471,19 @@ class _ZarrWriter:
         )
         self.template = template
         template.to_dataset().to_zarr(partial, compute=False, mode="w", consolidated=True)
-        self.pending: list[np.ndarray] = []
-        self.pending_first = 0
-        self.pending_rows = 0
+        self._start_rows()
 
-    def write(self, first: int, block: np.ndarray) -> None:
-        # Region writes must cover whole chunks: hold rows until a chunk row is complete.
-        self.pending.append(block)
-        self.pending_rows += block.shape[1]
-        full = (self.pending_rows // self.chunk) * self.chunk
-        if full:
-            self._flush(full)
-
-    def _flush(self, rows: int) -> None:
-        stacked = np.concatenate(self.pending, axis=1)
-        region = slice(self.pending_first, self.pending_first + rows)
-        piece = self.template.isel(y=region).copy(data=stacked[:, :rows])
+    def _write_rows(self, first: int, rows: np.ndarray) -> None:
+        # Region writes must cover whole chunks (the last chunk row may be short).
+        region = slice(first, first + rows.shape[1])
+        piece = self.template.isel(y=region).copy(data=rows)
         piece = piece.drop_vars([c for c in piece.coords if c not in ("band", "y", "x")])
         piece.to_dataset().to_zarr(
             self.partial, region={"band": slice(None), "y": region, "x": slice(None)}
         )
-        self.pending = [stacked[:, rows:]]
-        self.pending_first += rows
-        self.pending_rows -= rows
 
     def finish(self) -> None:
-        if self.pending_rows:
-            self._flush(self.pending_rows)
+        self._flush_rest()
         os.replace(self.partial, self.target)
 
     def abort(self) -> None:
@@ -466,12 +502,46 @@ def check_output(out: str | Path, fmt: str, overwrite: bool) -> Path:
     return out
 
 
+def _write_fused(
+    scene: Scene,
+    fuser: WindowFuser,
+    writer: _GeoTiffWriter | _ZarrWriter,
+    nodata: float | None,
+    tiling: dict,
+) -> None:
+    """Fuse ``scene`` strip by strip into ``writer`` and finish it; on any failure, abort it
+    (nothing partial is left)."""
+    pan_data, ms_data = scene.pan.data, scene.ms.data
+    try:
+        for first, block in iter_fused_rows(
+            ms_data,
+            pan_data,
+            fuser,
+            **tiling,
+        ):
+            values = to_output_dtype(block, scene.ms.dtype, nodata)
+            if nodata is not None:
+                pan_rows, ms_rows = da.compute(
+                    pan_data[first : first + block.shape[1]],
+                    ms_data[
+                        :, first // fuser.ratio : (first + block.shape[1] - 1) // fuser.ratio + 1
+                    ],
+                )
+                mask = _nodata_mask(pan_rows, ms_rows, first % fuser.ratio, fuser.ratio, nodata)
+                values[:, mask] = nodata
+            writer.write(first, values)
+        writer.finish()
+    except BaseException:
+        writer.abort()
+        raise
+
+
 def pansharpen_scene(
     scene: Scene,
     fuser: WindowFuser,
     out: str | Path,
     fmt: str = "cog",
-    tile: int = 768,
+    tile: int = 640,
     context: int | None = None,
     blend: int = 32,
     batch_size: int = 1,
@@ -492,36 +562,15 @@ def pansharpen_scene(
     nodata = scene.attrs.get("nodata")
     partial = out.with_name(f".{out.name}.partial-{uuid.uuid4().hex[:8]}")
     writer_type = _GeoTiffWriter if fmt == "cog" else _ZarrWriter
-    writer = writer_type(
-        partial, partial.with_name(partial.name + ".done"), scene, dtype, nodata, band_names
-    )
-    pan_data, ms_data = scene.pan.data, scene.ms.data
-    try:
-        for first, block in iter_fused_rows(
-            ms_data,
-            pan_data,
-            fuser,
-            tile=tile,
-            context=context,
-            blend=blend,
-            batch_size=batch_size,
-            progress=progress,
-        ):
-            values = to_output_dtype(block, dtype, nodata)
-            if nodata is not None:
-                pan_rows, ms_rows = da.compute(
-                    pan_data[first : first + block.shape[1]],
-                    ms_data[
-                        :, first // fuser.ratio : (first + block.shape[1] - 1) // fuser.ratio + 1
-                    ],
-                )
-                mask = _nodata_mask(pan_rows, ms_rows, first % fuser.ratio, fuser.ratio, nodata)
-                values[:, mask] = nodata
-            writer.write(first, values)
-        writer.finish()
-    except BaseException:
-        writer.abort()
-        raise
+    # GDAL's block cache (5 % of RAM by default) would keep every written block of the output:
+    # cap it at one block row of the output on top of the small reading allowance.
+    block_row_bytes = writer_type.chunk * scene.pan.shape[1] * len(band_names) * dtype.itemsize
+    tiling = {"tile": tile, "context": context, "blend": blend, "batch_size": batch_size}
+    with gdal_cache_env(block_row_bytes):
+        writer = writer_type(
+            partial, partial.with_name(partial.name + ".done"), scene, dtype, nodata, band_names
+        )
+        _write_fused(scene, fuser, writer, nodata, dict(tiling, progress=progress))
     finished = writer.target
     if out.exists():
         retired = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")

@@ -14,7 +14,7 @@ def pansharpen_task(
     scene_path: Path,
     out: Path,
     fmt: str = "cog",
-    tile: int = 768,
+    tile: int = 640,
     blend: int = 32,
     batch_size: int = 1,
     device: str = "auto",
