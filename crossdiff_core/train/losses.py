@@ -116,7 +116,7 @@ class AdaptationLoss:
 
     kernels: torch.Tensor  # (B, k, k) MS MTF kernels of the target sensor
     ratio: int
-    spectral_weight: float = 1.0
+    spectral_weight: float = 10.0
     spatial_weight: float = 1.0
     spatial_loss: str = "local_correlation"
     correlation_window: int | None = None
