@@ -12,6 +12,7 @@ import pytest
 from crossdiff_core.report.build import build_report, load_evaluation
 from crossdiff_core.report.cross_sensor import CrossSensorScore, scores_csv
 from crossdiff_core.report.files import write_text_atomic
+from crossdiff_core.report.findings import CLEAR_MARGIN, ablation_verdict
 from crossdiff_core.report.ranking import INDEX_LABELS, higher_is_better, mean_ranks
 from crossdiff_core.report.tables import format_value
 
@@ -96,7 +97,14 @@ def test_findings_state_where_crossdiff_is_not_best(built_report):
             expected = f"{scene_id}: crossdiff is {'best' if best else 'NOT best'} on {label}"
             assert expected in text
             ablation = by_method["crossdiff_random_encoders"][index]
-            verdict = "better than" if ours > ablation else "NOT better than"
+            verdict = ablation_verdict(ours - ablation)
+            assert verdict.startswith(
+                "clearly"
+                if ours > ablation + CLEAR_MARGIN
+                else "better, but"
+                if ours > ablation
+                else "NOT"
+            )
             assert (
                 f"{scene_id}: crossdiff is {verdict} the random-encoder ablation on {label}" in text
             )
@@ -154,3 +162,10 @@ def test_missing_or_bad_metrics_refused(tmp_path):
     text = build_report(tmp_path, None, None, tmp_path / "out").read_text()
     assert "Not shown (unknown direction of improvement): seconds." in text
     assert "0.9000" in text and "No panel arrays for s" in text
+
+
+def test_ablation_lead_within_run_to_run_noise_is_not_called_clear():
+    assert ablation_verdict(0.02) == "clearly better than"
+    assert ablation_verdict(0.001).startswith("better, but by less than")
+    assert ablation_verdict(0.0) == "NOT better than"
+    assert ablation_verdict(-0.01) == "NOT better than"
