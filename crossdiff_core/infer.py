@@ -321,46 +321,43 @@ def to_output_dtype(fused: np.ndarray, dtype: np.dtype, nodata: float | None) ->
     return rounded.astype(dtype)
 
 
-class _WholeChunkRows:
-    """Collects rows arriving top to bottom and hands them on ``chunk`` rows at a time.
+class _BlockRows:
+    """Collects rows arriving top to bottom and passes them to ``write_rows(first, rows)``
+    ``chunk`` rows at a time (the rest on ``flush``).
 
     Both outputs are stored in blocks of ``chunk`` rows; writing whole block rows means each block
     is compressed and written once, instead of being re-read, rewritten and kept in a cache while
-    the next strip completes it.
+    the next strip completes it (and Zarr region writes must cover whole chunks).
     """
 
-    chunk: int
-
-    def _start_rows(self) -> None:
+    def __init__(self, chunk: int, write_rows: Callable[[int, np.ndarray], None]) -> None:
+        self.chunk, self.write_rows = chunk, write_rows
         self.pending: list[np.ndarray] = []
-        self.pending_first = 0
-        self.pending_rows = 0
+        self.first = 0  # scene row of the first pending row
+        self.count = 0  # pending rows
 
-    def write(self, first: int, block: np.ndarray) -> None:
-        if first != self.pending_first + self.pending_rows:
+    def add(self, first: int, block: np.ndarray) -> None:
+        if first != self.first + self.count:
             raise RuntimeError("rows must arrive in order")  # a tiling bug, never user input
         self.pending.append(block)
-        self.pending_rows += block.shape[1]
-        full = (self.pending_rows // self.chunk) * self.chunk
-        if full:
-            self._flush(full)
+        self.count += block.shape[1]
+        whole = (self.count // self.chunk) * self.chunk
+        if whole:
+            self._pass_on(whole)
 
-    def _flush(self, rows: int) -> None:
+    def flush(self) -> None:
+        if self.count:
+            self._pass_on(self.count)
+
+    def _pass_on(self, rows: int) -> None:
         stacked = np.concatenate(self.pending, axis=1) if len(self.pending) > 1 else self.pending[0]
-        self._write_rows(self.pending_first, stacked[:, :rows])
+        self.write_rows(self.first, stacked[:, :rows])
         self.pending = [stacked[:, rows:]]
-        self.pending_first += rows
-        self.pending_rows -= rows
-
-    def _flush_rest(self) -> None:
-        if self.pending_rows:
-            self._flush(self.pending_rows)
-
-    def _write_rows(self, first: int, rows: np.ndarray) -> None:
-        raise NotImplementedError
+        self.first += rows
+        self.count -= rows
 
 
-class _GeoTiffWriter(_WholeChunkRows):
+class _GeoTiffWriter:
     """Rows into a tiled GeoTIFF at ``partial``; ``finish`` turns it into a COG at ``target``."""
 
     chunk = 256
@@ -401,7 +398,10 @@ class _GeoTiffWriter(_WholeChunkRows):
             self.dataset = rasterio.open(self.scratch, "w", **profile)
         for index, name in enumerate(band_names, start=1):
             self.dataset.set_band_description(index, name)
-        self._start_rows()
+        self.rows = _BlockRows(self.chunk, self._write_rows)
+
+    def write(self, first: int, block: np.ndarray) -> None:
+        self.rows.add(first, block)
 
     def _write_rows(self, first: int, rows: np.ndarray) -> None:
         from rasterio.windows import Window
@@ -412,7 +412,7 @@ class _GeoTiffWriter(_WholeChunkRows):
         import rasterio
         from rasterio.shutil import copy as raster_copy
 
-        self._flush_rest()
+        self.rows.flush()
         self.dataset.close()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
@@ -433,7 +433,7 @@ class _GeoTiffWriter(_WholeChunkRows):
         self.partial.unlink(missing_ok=True)
 
 
-class _ZarrWriter(_WholeChunkRows):
+class _ZarrWriter:
     """Rows into a Zarr store (variable ``fused`` (band, y, x) on the PAN grid) at ``partial``."""
 
     chunk = 512
@@ -448,13 +448,12 @@ class _ZarrWriter(_WholeChunkRows):
         band_names: list[str],
     ) -> None:
         self.partial, self.target = partial, target
-        chunk = self.chunk
         height, width = scene.pan.shape
         template = xr.DataArray(
             da.zeros(
                 (len(band_names), height, width),
                 dtype=dtype,
-                chunks=(len(band_names), chunk, chunk),
+                chunks=(len(band_names), self.chunk, self.chunk),
             ),
             dims=("band", "y", "x"),
             coords={"band": band_names, "y": scene.pan["y"].values, "x": scene.pan["x"].values},
@@ -471,10 +470,13 @@ class _ZarrWriter(_WholeChunkRows):
         )
         self.template = template
         template.to_dataset().to_zarr(partial, compute=False, mode="w", consolidated=True)
-        self._start_rows()
+        self.rows = _BlockRows(self.chunk, self._write_rows)
+
+    def write(self, first: int, block: np.ndarray) -> None:
+        self.rows.add(first, block)
 
     def _write_rows(self, first: int, rows: np.ndarray) -> None:
-        # Region writes must cover whole chunks (the last chunk row may be short).
+        # Whole chunk rows (the last one may be short), as region writes require.
         region = slice(first, first + rows.shape[1])
         piece = self.template.isel(y=region).copy(data=rows)
         piece = piece.drop_vars([c for c in piece.coords if c not in ("band", "y", "x")])
@@ -483,7 +485,7 @@ class _ZarrWriter(_WholeChunkRows):
         )
 
     def finish(self) -> None:
-        self._flush_rest()
+        self.rows.flush()
         os.replace(self.partial, self.target)
 
     def abort(self) -> None:
@@ -507,18 +509,13 @@ def _write_fused(
     fuser: WindowFuser,
     writer: _GeoTiffWriter | _ZarrWriter,
     nodata: float | None,
-    tiling: dict,
+    **tiling,
 ) -> None:
     """Fuse ``scene`` strip by strip into ``writer`` and finish it; on any failure, abort it
     (nothing partial is left)."""
     pan_data, ms_data = scene.pan.data, scene.ms.data
     try:
-        for first, block in iter_fused_rows(
-            ms_data,
-            pan_data,
-            fuser,
-            **tiling,
-        ):
+        for first, block in iter_fused_rows(ms_data, pan_data, fuser, **tiling):
             values = to_output_dtype(block, scene.ms.dtype, nodata)
             if nodata is not None:
                 pan_rows, ms_rows = da.compute(
@@ -565,12 +562,21 @@ def pansharpen_scene(
     # GDAL's block cache (5 % of RAM by default) would keep every written block of the output:
     # cap it at one block row of the output on top of the small reading allowance.
     block_row_bytes = writer_type.chunk * scene.pan.shape[1] * len(band_names) * dtype.itemsize
-    tiling = {"tile": tile, "context": context, "blend": blend, "batch_size": batch_size}
     with gdal_cache_env(block_row_bytes):
         writer = writer_type(
             partial, partial.with_name(partial.name + ".done"), scene, dtype, nodata, band_names
         )
-        _write_fused(scene, fuser, writer, nodata, dict(tiling, progress=progress))
+        _write_fused(
+            scene,
+            fuser,
+            writer,
+            nodata,
+            tile=tile,
+            context=context,
+            blend=blend,
+            batch_size=batch_size,
+            progress=progress,
+        )
     finished = writer.target
     if out.exists():
         retired = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
