@@ -20,7 +20,7 @@ from crossdiff_core.atomic import atomic_write
 from crossdiff_core.degrade import interp23tap
 from crossdiff_core.nets.extractor import FrozenExtractor, extractor_from_config
 from crossdiff_core.nets.fusion import FusionHead
-from crossdiff_core.train.scaling import from_model_range, to_model_range
+from crossdiff_core.train.scaling import Normalisation
 
 CONFIG_FILE = "config.json"
 EXTRACTOR_WEIGHTS = "extractor.pt"
@@ -67,7 +67,9 @@ def upsample_ms(ms: np.ndarray, ratio: int) -> np.ndarray:
 class Pansharpener(nn.Module):
     """Frozen encoders + trained fusion head + the facts needed to apply them.
 
-    ``config``: sensor, ratio, band_names (output order), scale_max (DN mapped to 1.0),
+    ``config``: sensor, ratio, band_names (output order), normalisation (``Normalisation.to_dict``:
+    the DN bounds of each band mapped to -1 and +1; older models have only scale_max, the DN mapped
+    to 1.0 for every band),
     t_feature, extractor_bands (indices of the scene bands fed to the encoders), context (PAN px),
     head (the head's constructor arguments), and what it was adapted on.
     """
@@ -76,8 +78,10 @@ class Pansharpener(nn.Module):
         super().__init__()
         self.extractor = extractor
         self.head = head
-        required = ("sensor", "ratio", "band_names", "scale_max")
+        required = ("sensor", "ratio", "band_names")
         missing = [key for key in required if key not in config]
+        if "normalisation" not in config and "scale_max" not in config:
+            missing.append("normalisation")
         if missing:
             raise ValueError(f"pansharpener config lacks {missing}")
         self.config = {
@@ -96,6 +100,13 @@ class Pansharpener(nn.Module):
     @property
     def ratio(self) -> int:
         return int(self.config["ratio"])
+
+    @property
+    def normalisation(self) -> Normalisation:
+        """How DN map to the networks' range, as recorded at adaptation."""
+        if "normalisation" in self.config:
+            return Normalisation.from_dict(self.config["normalisation"])
+        return Normalisation.bit_depth(float(self.config["scale_max"]), self.n_bands)
 
     @property
     def band_names(self) -> list[str]:
@@ -126,11 +137,11 @@ class Pansharpener(nn.Module):
     def prepare(self, ms: np.ndarray, pan: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """DN windows ms (N, B, h, w), pan (N, H, W) -> model range ms_up (N, B, H, W), pan
         (N, 1, H, W)."""
-        scale = float(self.config["scale_max"])
+        norm = self.normalisation
         ms_up = np.stack([upsample_ms(window, self.ratio) for window in ms])
         return (
-            torch.from_numpy(to_model_range(ms_up, scale)).float(),
-            torch.from_numpy(to_model_range(np.asarray(pan, np.float32), scale))[:, None].float(),
+            torch.from_numpy(norm.ms_to_model(ms_up)).float(),
+            torch.from_numpy(norm.pan_to_model(np.asarray(pan, np.float32)))[:, None].float(),
         )
 
     @torch.inference_mode()
@@ -167,7 +178,7 @@ class Pansharpener(nn.Module):
                     ).cpu()
                 )
         out = torch.cat(fused).contiguous().numpy()
-        return from_model_range(out, float(self.config["scale_max"])).astype(np.float32)
+        return self.normalisation.ms_from_model(out).astype(np.float32)
 
     def fuse(
         self, ms: np.ndarray, pan: np.ndarray, device: str | torch.device = "cpu"

@@ -28,6 +28,8 @@ CONFIG_KEYS = (
     "random_encoders",
     "random_channels",
     "calibration_patches",
+    "normalisation",
+    "lr_schedule",
     "device",
 )
 

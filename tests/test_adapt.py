@@ -110,8 +110,9 @@ def test_random_encoder_ablation_and_d_s_loss_run(qb, tmp_path):
 @pytest.mark.parametrize("noise_free", [True, False], ids=["noise-free", "coordinate-noise"])
 def test_folded_encoders_match_their_layers(noise_free):
     """The fast path (norm and time folded into each conv, NHWC) equals the UNets' own layers."""
-    extractor = random_extractor(["blue", "green", "red", "nir"], 4, (4, 8, 8, 8),
-                                 noise_free=noise_free)
+    extractor = random_extractor(
+        ["blue", "green", "red", "nir"], 4, (4, 8, 8, 8), noise_free=noise_free
+    )
     generator = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for module in extractor.modules():
@@ -126,3 +127,35 @@ def test_folded_encoders_match_their_layers(noise_free):
         for got, want in zip(pair, expected, strict=True):
             assert got.shape == want.shape == (2, 8 if level else 4, 48 >> level, 40 >> level)
             torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_head_stores_its_normalisation_and_reuses_it_at_inference(qb, tmp_path):
+    from crossdiff_core.io.store import open_scene
+    from crossdiff_core.train.scaling import Normalisation, scene_normalisation
+
+    adapt_head([qb["store"]], tmp_path / "head", load_extractor(qb["encoders"]), tiny_settings())
+    model = load_pansharpener(tmp_path / "head")
+    stored = model.normalisation
+    assert stored == scene_normalisation([open_scene(qb["store"])], "percentile")
+    assert stored.kind == "percentile" and len(stored.ms_low) == 4
+    # The same statistics serve any later input (tiles, other scenes): none is recomputed.
+    rng = np.random.default_rng(1)
+    ms = rng.uniform(100, 1500, (1, 4, 16, 16))
+    ms_up, pan = model.prepare(ms, rng.uniform(100, 1500, (1, 64, 64)))
+    np.testing.assert_allclose(
+        stored.ms_from_model(ms_up.numpy().astype(np.float64)).mean(), ms.mean(), rtol=0.05
+    )
+    back = stored.ms_from_model(stored.ms_to_model(ms))
+    np.testing.assert_allclose(back, ms, rtol=1e-12)
+    assert Normalisation.from_dict(stored.to_dict()) == stored
+    # Under bit-depth scaling every band shares one map; percentile bounds differ per band.
+    assert len(set(stored.ms_high)) == 4
+
+
+def test_bad_normalisation_settings_are_refused():
+    from crossdiff_core.train.scaling import Normalisation
+
+    with pytest.raises(ValueError, match="adapt.normalisation 'zscore'"):
+        tiny_settings(normalisation="zscore")
+    with pytest.raises(ValueError, match="constant band cannot be normalised"):
+        Normalisation("percentile", (5.0,), (5.0,), 0.0, 1.0)

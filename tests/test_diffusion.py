@@ -70,16 +70,23 @@ def test_samplers_give_documented_shapes_and_are_deterministic():
     diffusion = GaussianDiffusion(make_schedule("cosine", 20))
     condition = torch.rand(2, 1, 16, 16)
     runs = [
-        diffusion.ddim_sample(model, condition, (2, 2, 16, 16), steps=4, guidance_scale=1.0,
-                              generator=torch.Generator().manual_seed(3))
+        diffusion.ddim_sample(
+            model,
+            condition,
+            (2, 2, 16, 16),
+            steps=4,
+            guidance_scale=1.0,
+            generator=torch.Generator().manual_seed(3),
+        )
         for _ in range(2)
     ]
     assert runs[0].shape == (2, 2, 16, 16)
     torch.testing.assert_close(runs[0], runs[1], rtol=0, atol=0)
     assert runs[0].abs().max() <= 1.0
     ddpm = [
-        diffusion.ddpm_sample(model, condition, (2, 2, 16, 16),
-                              generator=torch.Generator().manual_seed(seed))
+        diffusion.ddpm_sample(
+            model, condition, (2, 2, 16, 16), generator=torch.Generator().manual_seed(seed)
+        )
         for seed in (5, 5, 6)
     ]
     assert ddpm[0].shape == (2, 2, 16, 16)
@@ -99,11 +106,32 @@ def test_samplers_recover_x0_with_an_oracle_denoiser():
 
     condition = torch.zeros(1, 1, 8, 8)
     for sampled in (
-        diffusion.ddim_sample(oracle, condition, x0.shape, steps=5,
-                              generator=torch.Generator().manual_seed(0)),
-        diffusion.ddim_sample(oracle, condition, x0.shape, steps=7, eta=1.0,
-                              generator=torch.Generator().manual_seed(1)),
-        diffusion.ddpm_sample(oracle, condition, x0.shape,
-                              generator=torch.Generator().manual_seed(2)),
+        diffusion.ddim_sample(
+            oracle, condition, x0.shape, steps=5, generator=torch.Generator().manual_seed(0)
+        ),
+        diffusion.ddim_sample(
+            oracle,
+            condition,
+            x0.shape,
+            steps=7,
+            eta=1.0,
+            generator=torch.Generator().manual_seed(1),
+        ),
+        diffusion.ddpm_sample(
+            oracle, condition, x0.shape, generator=torch.Generator().manual_seed(2)
+        ),
     ):
         torch.testing.assert_close(sampled, x0, atol=1e-5, rtol=0)
+
+
+def test_low_timestep_distribution_draws_only_below_t_max():
+    diffusion = GaussianDiffusion(make_schedule("cosine", 1000))
+    generator = torch.Generator().manual_seed(0)
+    t, _, _ = diffusion.draw_training_inputs((4096, 1, 2, 2), generator, t_max=200)
+    assert int(t.max()) < 200 and int(t.min()) == 0
+    assert len(torch.unique(t)) > 190  # uniform over [0, 200), not a few values
+    uniform, _, _ = diffusion.draw_training_inputs((4096, 1, 2, 2), generator)
+    assert int(uniform.max()) > 900
+    for bad in (0, 1001):
+        with pytest.raises(ValueError, match=r"t_max must lie in \[1, 1000\]"):
+            diffusion.draw_training_inputs((2, 1, 2, 2), generator, t_max=bad)

@@ -17,8 +17,14 @@ from crossdiff_core.train.checkpoint import load_checkpoint
 from crossdiff_core.train.config import PretrainConfig
 from crossdiff_core.train.pretrain import train_branch
 
-TINY = {"pan_patch": 16, "batch_size": 4, "channels": [8, 16], "timesteps": 100,
-        "sample_steps": 3, "progress": False}
+TINY = {
+    "pan_patch": 16,
+    "batch_size": 4,
+    "channels": [8, 16],
+    "timesteps": 100,
+    "sample_steps": 3,
+    "progress": False,
+}
 
 
 @pytest.fixture(scope="module")
@@ -54,16 +60,22 @@ def test_loss_falls_on_a_fixed_batch():
 
 def test_run_writes_model_curves_and_diagnostics(tmp_path, scenes):
     seen = []
-    config = PretrainConfig(branch="m2p", scenes=scenes, out=str(tmp_path), steps=3,
-                            checkpoint_every=2, **TINY)
+    config = PretrainConfig(
+        branch="m2p", scenes=scenes, out=str(tmp_path), steps=3, checkpoint_every=2, **TINY
+    )
     result = train_branch(config, on_step=lambda step, metrics: seen.append((step, metrics)))
     folder = tmp_path / "m2p"
     assert [step for step, _ in seen] == [1, 2, 3]
-    assert len(_losses(folder)) == 3 and _losses(folder)[-1] == pytest.approx(result.final_loss)
+    assert len(_losses(folder)) == 3 and _losses(folder)[-1] == pytest.approx(
+        result.final_loss, rel=1e-5
+    )  # .6g
     model = load_unet(folder)
     assert model.config["in_channels"] == 1 and model.config["cond_channels"] == 4
     document = json.loads((folder / "config.json").read_text())
     assert document["extra"]["branch"] == "m2p" and document["extra"]["ratio"] == 2
+    recorded = document["extra"]["normalisation"]
+    assert recorded["kind"] == "percentile" and len(recorded["ms_low"]) == 4
+    assert all(lo < hi for lo, hi in zip(recorded["ms_low"], recorded["ms_high"], strict=True))
     diagnostics = json.loads((folder / "diagnostics.json").read_text())
     assert diagnostics["rmse"] > 0 and diagnostics["tile"]["pan_size"] == 16
     assert set(diagnostics["one_step_x0_mae"]) == {"50"}  # T = 100 keeps only t = 50
@@ -72,8 +84,9 @@ def test_run_writes_model_curves_and_diagnostics(tmp_path, scenes):
 
 
 def test_resume_repeats_the_uninterrupted_losses(tmp_path, scenes):
-    settings = dict(branch="p2m", scenes=scenes, checkpoint_every=2, ema_decay=0.9,
-                    cond_drop_prob=0.5, **TINY)
+    settings = dict(
+        branch="p2m", scenes=scenes, checkpoint_every=2, ema_decay=0.9, cond_drop_prob=0.5, **TINY
+    )
     train_branch(PretrainConfig(out=str(tmp_path / "whole"), steps=5, **settings))
     train_branch(PretrainConfig(out=str(tmp_path / "parts"), steps=2, **settings))
     train_branch(PretrainConfig(out=str(tmp_path / "parts"), steps=5, **settings))
@@ -83,13 +96,17 @@ def test_resume_repeats_the_uninterrupted_losses(tmp_path, scenes):
     for key in whole:
         assert torch.equal(whole[key], parts[key]), key
     with pytest.raises(ValueError, match=r"another configuration \(lr: checkpoint 0.0003 vs now"):
-        train_branch(PretrainConfig(out=str(tmp_path / "parts"), steps=6,
-                                    **{**settings, "lr": 1e-3}))
+        train_branch(
+            PretrainConfig(out=str(tmp_path / "parts"), steps=6, **{**settings, "lr": 1e-3})
+        )
     eight_bands = tmp_path / "worldview3"
     write_synthetic_store(eight_bands, "WorldView-3", ms_shape=(8, 8), seed=1)
     with pytest.raises(ValueError, match=r"another configuration \(unet: checkpoint .*'in_chan"):
-        train_branch(PretrainConfig(out=str(tmp_path / "parts"), steps=6,
-                                    **{**settings, "scenes": [str(eight_bands)]}))
+        train_branch(
+            PretrainConfig(
+                out=str(tmp_path / "parts"), steps=6, **{**settings, "scenes": [str(eight_bands)]}
+            )
+        )
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, scenes, monkeypatch):
@@ -102,8 +119,9 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, scenes, mon
         return loss * float("nan") if calls["n"] == 3 else loss
 
     monkeypatch.setattr(GaussianDiffusion, "training_loss", poisoned)
-    config = PretrainConfig(branch="p2m", scenes=scenes, out=str(tmp_path), steps=5,
-                            checkpoint_every=2, **TINY)
+    config = PretrainConfig(
+        branch="p2m", scenes=scenes, out=str(tmp_path), steps=5, checkpoint_every=2, **TINY
+    )
     with pytest.raises(FloatingPointError, match=r"loss is nan at step 3.*step 2\) is kept"):
         train_branch(config)
     assert load_checkpoint(tmp_path / "p2m" / "checkpoint.pt")["step"] == 2
@@ -118,6 +136,11 @@ def test_config_from_params_merges_branch_overrides_and_refuses_unknown_keys():
         PretrainConfig.from_params({**section, "m2p": {"stepz": 1}}, "m2p")
     with pytest.raises(ValueError, match="divisible by 2"):
         PretrainConfig(branch="p2m", pan_patch=15, channels=[8, 16])
+    assert PretrainConfig.from_params({**section, "train_t_max": 200}, "p2m").train_t_max == 200
+    with pytest.raises(ValueError, match=r"train_t_max must lie in \[1, timesteps=1000\]"):
+        PretrainConfig(branch="p2m", train_t_max=0)
+    with pytest.raises(ValueError, match="pretrain.normalisation 'minmax'"):
+        PretrainConfig(branch="p2m", normalisation="minmax")
 
 
 def _free_port() -> int:
@@ -129,8 +152,15 @@ def _free_port() -> int:
 def _ddp_worker(rank: int, world_size: int, port: int, config: PretrainConfig) -> None:
     import os
 
-    os.environ.update({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
-                       "RANK": str(rank), "WORLD_SIZE": str(world_size), "LOCAL_RANK": str(rank)})
+    os.environ.update(
+        {
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+            "RANK": str(rank),
+            "WORLD_SIZE": str(world_size),
+            "LOCAL_RANK": str(rank),
+        }
+    )
     torch.set_num_threads(1)
     try:
         train_branch(config)
@@ -139,15 +169,17 @@ def _ddp_worker(rank: int, world_size: int, port: int, config: PretrainConfig) -
 
 
 def test_two_process_gloo_ddp_matches_one_process(tmp_path, scenes):
-    settings = dict(branch="p2m", scenes=scenes, steps=3, checkpoint_every=3, device="cpu",
-                    **TINY)
+    settings = dict(branch="p2m", scenes=scenes, steps=3, checkpoint_every=3, device="cpu", **TINY)
     single = PretrainConfig(out=str(tmp_path / "single"), **settings)
     train_branch(single)
     double = PretrainConfig(out=str(tmp_path / "ddp"), **settings)
     mp.spawn(_ddp_worker, args=(2, _free_port(), double), nprocs=2, join=True)
-    torch.testing.assert_close(torch.tensor(_losses(tmp_path / "ddp" / "p2m")),
-                               torch.tensor(_losses(tmp_path / "single" / "p2m")),
-                               rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(
+        torch.tensor(_losses(tmp_path / "ddp" / "p2m")),
+        torch.tensor(_losses(tmp_path / "single" / "p2m")),
+        rtol=1e-4,
+        atol=1e-6,
+    )
     one = load_unet(tmp_path / "single" / "p2m").state_dict()
     two = load_unet(tmp_path / "ddp" / "p2m").state_dict()
     for key in one:
@@ -167,8 +199,15 @@ def test_cuda_path_uses_bf16_autocast_and_channels_last(tmp_path, scenes):
 
     ConditionalUNet.forward = spy
     try:
-        config = PretrainConfig(branch="p2m", scenes=scenes, out=str(tmp_path), steps=3,
-                                checkpoint_every=3, device="cuda", **TINY)
+        config = PretrainConfig(
+            branch="p2m",
+            scenes=scenes,
+            out=str(tmp_path),
+            steps=3,
+            checkpoint_every=3,
+            device="cuda",
+            **TINY,
+        )
         result = train_branch(config)
     finally:
         ConditionalUNet.forward = original

@@ -75,14 +75,19 @@ class GaussianDiffusion:
         shape: tuple[int, ...],
         generator: torch.Generator,
         cond_drop_prob: float = 0.0,
+        t_max: int | None = None,
     ) -> tuple[Tensor, Tensor, bool]:
         """Timesteps (N,) long, noise ``shape`` float32 and whether this batch drops its condition.
 
-        Drawn on the CPU from ``generator`` so the values do not depend on the device; the order of
+        Timesteps are uniform on [0, ``t_max``) (default: every timestep); a small ``t_max``
+        concentrates training where the frozen encoders read their features. Drawn on the CPU from ``generator`` so the values do not depend on the device; the order of
         draws is fixed (drop decision, timesteps, noise) so a resumed run repeats them exactly.
         """
+        t_max = self.num_timesteps if t_max is None else int(t_max)
+        if not 1 <= t_max <= self.num_timesteps:
+            raise ValueError(f"t_max must lie in [1, {self.num_timesteps}], got {t_max}")
         drop_condition = bool(torch.rand((), generator=generator) < cond_drop_prob)
-        t = torch.randint(0, self.num_timesteps, (shape[0],), generator=generator)
+        t = torch.randint(0, t_max, (shape[0],), generator=generator)
         noise = torch.randn(shape, generator=generator)
         return t, noise, drop_condition
 

@@ -25,8 +25,11 @@ from crossdiff_core.nets.fusion import FusionHead
 from crossdiff_core.pansharpener import Pansharpener, save_pansharpener
 from crossdiff_core.train.losses import MODES, AdaptationLoss, mtf_blur, supervised_reduced
 from crossdiff_core.train.patches import PatchDataset
+from crossdiff_core.train.scaling import NORMALISATIONS, Normalisation
 
 StepCallback = Callable[[int, dict], None]
+# constant: lr throughout; cosine: lr decays to 0 along a half cosine over the steps.
+LR_SCHEDULES = ("cosine", "constant")
 
 
 @dataclass
@@ -46,6 +49,8 @@ class AdaptConfig:
     random_encoders: bool = False
     random_channels: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
     calibration_patches: int = 16
+    normalisation: str = "percentile"
+    lr_schedule: str = "cosine"
     device: str = "auto"
 
     def __post_init__(self) -> None:
@@ -53,6 +58,12 @@ class AdaptConfig:
             raise ValueError(f"adapt.mode {self.mode!r}: use one of {MODES}")
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError("adapt.steps and adapt.batch_size must be at least 1")
+        if self.normalisation not in NORMALISATIONS:
+            raise ValueError(
+                f"adapt.normalisation {self.normalisation!r}: use one of {NORMALISATIONS}"
+            )
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"adapt.lr_schedule {self.lr_schedule!r}: use one of {LR_SCHEDULES}")
 
 
 def resolve_device(device: str) -> torch.device:
@@ -112,7 +123,7 @@ def build_pansharpener(
     dataset: PatchDataset,
     extractor: FrozenExtractor | None,
     config: AdaptConfig,
-    scale_max: float,
+    normalisation: Normalisation,
     sensor_name: str,
     band_names: list[str],
 ) -> Pansharpener:
@@ -135,7 +146,7 @@ def build_pansharpener(
             "sensor": sensor_name,
             "ratio": dataset.ratio,
             "band_names": band_names,
-            "scale_max": scale_max,
+            "normalisation": normalisation.to_dict(),
             "random_encoders": not extractor.config["pretrained"],
             "encoders_sensor": extractor.config.get("sensor"),
             "adapt": asdict(config),
@@ -157,7 +168,8 @@ def adapt_head(
     """
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
-    dataset = PatchDataset([str(s) for s in scenes], config.pan_patch, seed=config.seed)
+    dataset = PatchDataset([str(s) for s in scenes], config.pan_patch, seed=config.seed,
+                           normalisation=config.normalisation)
     first = dataset._open()[0]
     scale_maxes = {scene.scale_max for scene in dataset._open()}
     sensors = {scene.attrs["sensor"] for scene in dataset._open()}
@@ -168,7 +180,7 @@ def adapt_head(
         )
     sensor = first.sensor
     model = build_pansharpener(
-        dataset, extractor, config, first.scale_max, sensor.name, first.band_names
+        dataset, extractor, config, dataset.normalisation, sensor.name, first.band_names
     )
     model.to(device)
     frozen = model.extractor
@@ -183,6 +195,10 @@ def adapt_head(
     )
     pan_kernel = torch.from_numpy(pan_mtf_kernel(sensor, dataset.ratio)).float()[None].to(device)
     optimiser = torch.optim.AdamW(model.head.parameters(), lr=config.lr)
+    scheduler = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=config.steps)
+        if config.lr_schedule == "cosine" else None
+    )
     losses: list[dict] = []
     started = time.perf_counter()
     model.head.train()
@@ -201,6 +217,8 @@ def adapt_head(
         optimiser.zero_grad(set_to_none=True)
         terms["loss"].backward()
         optimiser.step()
+        if scheduler is not None:
+            scheduler.step()
         record = {"step": step, **{key: float(value.detach()) for key, value in terms.items()}}
         losses.append(record)
         if on_step is not None:
@@ -268,7 +286,13 @@ def freeze_pretrained(
     extractor = extractor_from_pretrained(
         pretrain_dir / "p2m", pretrain_dir / "m2p", t_feature=t_feature, noise_free=noise_free
     )
-    dataset = PatchDataset([str(s) for s in scenes], pan_patch, seed=seed)
+    from crossdiff_core.nets.unet import read_unet_config
+
+    recorded = (read_unet_config(pretrain_dir / "p2m").get("extra") or {}).get("normalisation")
+    # UNets pretrained before normalisations were recorded used the bit-depth scaling.
+    normalisation = Normalisation.from_dict(recorded) if recorded else "bit_depth"
+    dataset = PatchDataset([str(s) for s in scenes], pan_patch, seed=seed,
+                           normalisation=normalisation)
     scene_bands = dataset._open()[0].band_names
     if scene_bands != extractor.bands:
         raise ValueError(

@@ -10,7 +10,7 @@ BRANCHES = ("p2m", "m2p")
 # (steps, checkpoint_every, num_workers, device, out, scenes and the diagnostics may change.)
 RESUME_KEYS = (
     "branch", "seed", "pan_patch", "batch_size", "lr", "weight_decay", "grad_clip", "ema_decay",
-    "channels", "schedule", "timesteps", "cond_drop_prob",
+    "channels", "schedule", "timesteps", "cond_drop_prob", "train_t_max", "normalisation",
 )
 
 
@@ -41,6 +41,8 @@ class PretrainConfig:
     schedule: str = "cosine"
     timesteps: int = 1000
     cond_drop_prob: float = 0.1
+    train_t_max: int | None = None
+    normalisation: str = "percentile"
     sample_steps: int = 20
     guidance_scale: float = 0.0
     progress: bool = True
@@ -64,6 +66,17 @@ class PretrainConfig:
         if not 0 <= self.cond_drop_prob < 1:
             raise ValueError(
                 f"pretrain.cond_drop_prob must lie in [0, 1), got {self.cond_drop_prob}"
+            )
+        if self.train_t_max is not None and not 1 <= int(self.train_t_max) <= self.timesteps:
+            raise ValueError(
+                f"pretrain.train_t_max must lie in [1, timesteps={self.timesteps}] or be null "
+                f"(every timestep), got {self.train_t_max!r}"
+            )
+        from crossdiff_core.train.scaling import NORMALISATIONS
+
+        if self.normalisation not in NORMALISATIONS:
+            raise ValueError(
+                f"pretrain.normalisation {self.normalisation!r}: use one of {NORMALISATIONS}"
             )
         multiple = 2 ** (len(self.channels) - 1)
         if self.pan_patch % multiple:

@@ -69,8 +69,7 @@ def write_diagnostics(
     the diagnostics dict. ``recent_loss`` is the mean loss of the last tenth of the steps (a single
     step's loss is noisy: it depends on the timesteps drawn).
     """
-    if dataset.held_out_box is None:
-        raise ValueError("diagnostics need a PatchDataset built with hold_out=True")
+    # On scenes too small to spare a held-out patch the tile is a training patch, and says so.
     sample = dataset.held_out_sample()
     target, condition = branch_inputs(config.branch, sample)
     device = next(model.parameters()).device
@@ -95,7 +94,7 @@ def write_diagnostics(
     model.train(was_training)
     error = generated - target
     rmse = float(error.pow(2).mean().sqrt())
-    box = dataset.held_out_box
+    box = dataset.held_out_box or dataset.box_for(0)[0]
     diagnostics = {
         "branch": config.branch,
         "steps": steps,
@@ -104,7 +103,8 @@ def write_diagnostics(
         "ddim_steps": config.sample_steps,
         "guidance_scale": config.guidance_scale,
         "tile": {"scene": dataset.names[box.scene], "ms_row": box.row, "ms_col": box.col,
-                 "pan_size": config.pan_patch},
+                 "pan_size": config.pan_patch,
+                 "held_out": dataset.held_out_box is not None},
         "rmse": rmse,
         "mae": float(error.abs().mean()),
         "psnr_db": float(20 * np.log10(2.0 / max(rmse, 1e-12))),

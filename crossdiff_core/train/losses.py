@@ -54,7 +54,7 @@ def spectral_consistency(
 
 
 def local_correlation(
-    a: torch.Tensor, b: torch.Tensor, window: int, eps: float = 1e-6
+    a: torch.Tensor, b: torch.Tensor, window: int, eps: float = 1e-12
 ) -> torch.Tensor:
     """Correlation coefficient of a and b over sliding ``window`` x ``window`` boxes ('valid').
 

@@ -16,13 +16,16 @@ import torch
 from torch.utils.data import Dataset
 
 from crossdiff_core.scene import Scene
-from crossdiff_core.train.scaling import to_model_range
+from crossdiff_core.train.scaling import Normalisation, scene_normalisation
 
 # MS pixels read around a patch before interp23tap, then cropped away. The toolbox's 23-tap
 # interpolation reaches about 5.5 MS pixels at ratio 2, 8.3 at ratio 4 and 9.6 at ratio 8, so its
 # circular borders never touch the patch with this margin.
 UPSAMPLE_MARGIN = 12
 MAX_DRAWS = 200
+# A held-out diagnostic patch is reserved only on scenes at least this many patches a side: on
+# smaller ones (the Wald copies of evaluation crops) it would bar most patch positions.
+HOLD_OUT_MIN_PATCHES = 4
 
 
 @dataclass(frozen=True)
@@ -47,11 +50,14 @@ class PatchDataset(Dataset):
 
     ``scenes``: scene store paths (opened lazily in each worker) or ``Scene`` objects; they must
     share the MS band count and ratio. ``pan_patch`` is the PAN patch edge P (a multiple of the
-    ratio r). Item ``index`` is a dict of float32 tensors in the model range
-    (``to_model_range(dn, scene.scale_max)``): ``pan`` (1, P, P), ``ms`` (B, P/r, P/r) and ``ms_up``
+    ratio r). Item ``index`` is a dict of float32 tensors in the model range (``normalisation``: a
+    ``Normalisation``, or the name of one computed from these scenes' pooled statistics; it is
+    kept as ``self.normalisation``): ``pan`` (1, P, P), ``ms`` (B, P/r, P/r) and ``ms_up``
     (B, P, P), the interp23tap upsampling of the MS. Patches touching nodata (the store's ``nodata``
     value, or NaN) are skipped. ``hold_out=True`` reserves one patch of the first scene
-    (``held_out_box``) that training samples never overlap, for diagnostics.
+    (``held_out_box``) that training samples never overlap, for diagnostics, when the scene is
+    large enough to spare it (at least ``HOLD_OUT_MIN_PATCHES`` patches a side); on smaller scenes
+    nothing is held out (``held_out_box`` is None) so training sees every position.
     """
 
     def __init__(
@@ -61,6 +67,7 @@ class PatchDataset(Dataset):
         seed: int = 0,
         length: int = 1_000_000,
         hold_out: bool = False,
+        normalisation: str | Normalisation = "percentile",
     ) -> None:
         if not scenes:
             raise ValueError("PatchDataset needs at least one scene store")
@@ -103,7 +110,15 @@ class PatchDataset(Dataset):
             [(h - self.ms_patch + 1) * (w - self.ms_patch + 1) for h, w in self.ms_shapes], float
         )
         self._scene_weights = positions / positions.sum()
-        self.held_out_box = self._find_held_out_box() if hold_out else None
+        if isinstance(normalisation, str):
+            normalisation = scene_normalisation(self._open(), normalisation)
+        if normalisation.n_bands != self.n_bands:
+            raise ValueError(
+                f"normalisation has {normalisation.n_bands} bands, the scenes {self.n_bands}"
+            )
+        self.normalisation = normalisation
+        spare = min(self.ms_shapes[0]) >= HOLD_OUT_MIN_PATCHES * self.ms_patch
+        self.held_out_box = self._find_held_out_box() if hold_out and spare else None
 
     # Scenes are reopened in each worker process rather than pickled with their dask graphs.
     def __getstate__(self) -> dict:
@@ -170,7 +185,7 @@ class PatchDataset(Dataset):
         ms_window = _read_window(scene.ms, slice(top, bottom), slice(left, right))
         ms_window = ms_window.astype(np.float64)
         row0, col0 = box.row - top, box.col - left
-        ms = ms_window[:, row0:row0 + size, col0:col0 + size]
+        ms = ms_window[:, row0 : row0 + size, col0 : col0 + size]
         nodata = scene.attrs.get("nodata")
         for image in (pan, ms):
             if not np.all(np.isfinite(image)) or (nodata is not None and np.any(image == nodata)):
@@ -183,13 +198,14 @@ class PatchDataset(Dataset):
         )
         ms_window = np.pad(ms_window, pad, mode="symmetric")
         offset = UPSAMPLE_MARGIN * ratio
-        ms_up = interp23tap(ms_window, ratio)[:, offset:offset + size * ratio,
-                                              offset:offset + size * ratio]
-        scale_max = scene.scale_max
+        ms_up = interp23tap(ms_window, ratio)[
+            :, offset : offset + size * ratio, offset : offset + size * ratio
+        ]
+        norm = self.normalisation
         return {
-            "pan": torch.from_numpy(to_model_range(pan, scale_max)[None].astype(np.float32)),
-            "ms": torch.from_numpy(to_model_range(ms, scale_max).astype(np.float32)),
-            "ms_up": torch.from_numpy(to_model_range(ms_up, scale_max).astype(np.float32)),
+            "pan": torch.from_numpy(norm.pan_to_model(pan)[None].astype(np.float32)),
+            "ms": torch.from_numpy(norm.ms_to_model(ms).astype(np.float32)),
+            "ms_up": torch.from_numpy(norm.ms_to_model(ms_up).astype(np.float32)),
         }
 
     def box_for(self, index: int) -> tuple[PatchBox, dict[str, torch.Tensor]]:
@@ -219,9 +235,10 @@ class PatchDataset(Dataset):
         return self.box_for(index)[1]
 
     def held_out_sample(self) -> dict[str, torch.Tensor]:
-        """The held-aside patch (same layout as an item); needs ``hold_out=True``."""
+        """The held-aside patch (same layout as an item); on a scene too small to spare one (or
+        without ``hold_out``), the first training item, which diagnostics then report as seen."""
         if self.held_out_box is None:
-            raise ValueError("this PatchDataset was built without hold_out=True")
+            return self[0]
         sample = self._read(self.held_out_box)
         assert sample is not None  # chosen nodata-free in _find_held_out_box
         return sample

@@ -198,7 +198,8 @@ def train_branch(
     checkpoint_path = folder / CHECKPOINT_FILE
     stores = find_scene_stores(config.scenes)
     dataset = PatchDataset(stores, config.pan_patch, seed=config.seed,
-                           length=config.steps * config.batch_size, hold_out=True)
+                           length=config.steps * config.batch_size, hold_out=True,
+                           normalisation=config.normalisation)
 
     torch.manual_seed(config.seed)
     model = build_unet(config, dataset.n_bands).to(device)
@@ -281,8 +282,8 @@ def train_branch(
             data_seconds = time.perf_counter() - tick
             x0, condition = branch_inputs(config.branch, batch)
             shape = (config.batch_size, sample_shape_channels, config.pan_patch, config.pan_patch)
-            t, noise, drop = diffusion.draw_training_inputs(shape, generator,
-                                                            config.cond_drop_prob)
+            t, noise, drop = diffusion.draw_training_inputs(
+                shape, generator, config.cond_drop_prob, config.train_t_max)
             mine = slice(dist.rank * local, (dist.rank + 1) * local)
             t, noise = t[mine], noise[mine]
             x0 = x0.to(device, non_blocking=True)
@@ -354,6 +355,8 @@ def train_branch(
             "sensor": str(scene.attrs["sensor"]),
             "band_names": scene.band_names,
             "scale_max": scene.scale_max,
+            "normalisation": dataset.normalisation.to_dict(),
+            "train_t_max": config.train_t_max,
             "ema": ema is not None,
         }
         save_unet(final_model.float().to(memory_format=torch.contiguous_format), folder, extra)

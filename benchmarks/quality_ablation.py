@@ -1,0 +1,267 @@
+"""What each setting does to CrossDiff and to its random-encoder ablation, on development crops or
+on the anchor crops: the chain of ``dvc repro`` (pretrain, freeze, adapt at full resolution; the
+same chain on the Wald-degraded copy for reduced resolution) run in one process, without Prefect,
+DVC or MLflow, so variants are cheap to compare.
+
+Development crops (where hyperparameters are chosen) are regions of the full scenes that do not
+overlap the anchor crops the quality bar is judged on:
+  ikonos_dev  IKONOS imgIK.mat, PAN rows 0-384, cols 384-896 (the anchor crop is rows 384-896)
+  l8_dev      the embedded Landsat-8 sample, MS rows 0-128, cols 0-384 (the anchor is rows 475-603)
+Anchor crops (``../shared/golden/anchors_*.npz``) are ``IKONOS``, ``WV3``, ``L8``: use them only
+to report, never to choose.
+
+    python benchmarks/quality_ablation.py --crops ikonos_dev l8_dev --variants default bit_depth
+    python benchmarks/quality_ablation.py --crops ikonos_dev --set adapt.steps=600 --name steps600
+
+Each variant is a list of ``section.key=value`` overrides of params.yaml. Pretraining runs are
+cached by their settings under ``--work`` and shared between variants that only change the head.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("CROSSDIFF_SHARED", ROOT.parent / "shared"))
+
+VARIANTS: dict[str, list[str]] = {
+    "default": [],
+    "bit_depth": ["pretrain.normalisation=bit_depth", "adapt.normalisation=bit_depth"],
+    "constant_lr": ["adapt.lr_schedule=constant"],
+    "low_t_pretraining": ["pretrain.train_t_max=200"],
+    "feature_t_10": ["freeze.t_feature=10"],
+    "noisy_features": ["freeze.noise_free=false"],
+    "spectral_weight_1": ["adapt.spectral_weight=1.0"],
+    "spectral_weight_3": ["adapt.spectral_weight=3.0"],
+    "spectral_weight_30": ["adapt.spectral_weight=30.0"],
+    "adapt_steps_300": ["adapt.steps=300"],
+    "adapt_steps_900": ["adapt.steps=900"],
+    "pretrain_steps_900": ["pretrain.steps=900"],
+}
+
+
+def _crop_arrays(name: str) -> tuple[np.ndarray, np.ndarray, str, int]:
+    """(ms (B, h, w), pan (H, W), sensor, ratio) of a named crop, original units."""
+    if name in ("IKONOS", "WV3", "L8"):
+        crop = np.load(SHARED / "golden" / f"anchors_{name}.npz")
+        sensor = {"IKONOS": "IKONOS", "WV3": "WorldView-3", "L8": "Landsat-8"}[name]
+        return crop["ms"].transpose(2, 0, 1), crop["pan"], sensor, int(crop["ratio"])
+    if name == "ikonos_dev":
+        from crossdiff_core.io.matfile import load_mat
+
+        values = load_mat(SHARED / "data" / "ikonos" / "imgIK.mat")
+        pan = np.asarray(values["I_PAN"])[0:384, 384:896]
+        ms = np.asarray(values["I_MS"]).transpose(2, 0, 1)[:, 0:96, 96:224]
+        return ms, pan, "IKONOS", 4
+    if name == "l8_dev":
+        from crossdiff_core.io.store import find_scene_stores, open_scene
+
+        stores = find_scene_stores([ROOT / "data" / "zarr"])
+        if not stores:
+            raise SystemExit("l8_dev needs the ingested sample: run `python -m flows.ingest`")
+        scene = open_scene(stores[0])
+        ms = np.asarray(scene.ms.values)[:, 0:128, 0:384]
+        pan = np.asarray(scene.pan.values)[0:256, 0:768]
+        return ms, pan, "Landsat-8", 2
+    raise SystemExit(f"unknown crop {name!r}")
+
+
+def write_crop_store(name: str, out: Path) -> Path:
+    """The crop as a scene store (ungeoreferenced, nested grids) under ``out``."""
+    from crossdiff_core.io.store import scene_attributes, write_scene_store
+    from crossdiff_core.sensors import get_sensor
+
+    ms, pan, sensor_name, ratio = _crop_arrays(name)
+    sensor = get_sensor(sensor_name, ratio=ratio, n_bands=ms.shape[0])
+    digest = hashlib.sha256(pan.tobytes() + ms.tobytes()).hexdigest()
+    attrs = scene_attributes(
+        sensor,
+        scene_id=name,
+        scale_max=float(max(pan.max(), ms.max())),
+        nodata=None,
+        crs=None,
+        source_name=name,
+        source_sha256=digest,
+        bit_depth=sensor.bit_depth,
+        alignment={"rule": "none", "reason": "crop of nested grids"},
+    )
+    band_names = list(sensor.bands)[: ms.shape[0]]
+    chunk = min(1024, pan.shape[0], pan.shape[1]) // ratio * ratio
+    return write_scene_store(
+        xr.DataArray(pan, dims=("y", "x")),
+        xr.DataArray(ms, dims=("band", "y", "x"), coords={"band": band_names}),
+        attrs,
+        out,
+        chunk_size=chunk,
+        overwrite=True,
+    )
+
+
+def apply_overrides(params: dict, overrides: list[str]) -> dict:
+    params = copy.deepcopy(params)
+    for override in overrides:
+        key, value = override.split("=", 1)
+        section, name = key.split(".", 1)
+        params[section][name] = yaml.safe_load(value)
+    return params
+
+
+def _digest(value) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def pretrained_encoders(store: str, params: dict, work: Path) -> Path:
+    """Pretrain both branches on ``store`` and freeze them; cached by the settings."""
+    from crossdiff_core.train.adapt import freeze_pretrained
+    from crossdiff_core.train.config import BRANCHES, PretrainConfig
+    from crossdiff_core.train.pretrain import train_branch
+    from flows.freeze import freeze_settings_from
+
+    pretrain = {k: v for k, v in params["pretrain"].items() if k not in ("scenes", "out")}
+    freeze = freeze_settings_from(params["freeze"], params["pretrain"])
+    key = _digest([store, pretrain, freeze])
+    folder = work / "encoders" / key
+    if (folder / "frozen" / "config.json").is_file():
+        return folder / "frozen"
+    for branch in BRANCHES:
+        config = PretrainConfig.from_params(
+            pretrain, branch, scenes=[store], out=str(folder / "pretrain"), progress=False
+        )
+        train_branch(config)
+    return freeze_pretrained(folder / "pretrain", [store], folder / "frozen", **freeze)
+
+
+def adapted_head(store: str, encoders: Path | None, params: dict, seed: int, out: Path) -> Path:
+    from crossdiff_core.nets.extractor import load_extractor
+    from crossdiff_core.train.adapt import AdaptConfig, adapt_head
+    from flows.adapt import CONFIG_KEYS
+
+    settings = {k: v for k, v in params["adapt"].items() if k in CONFIG_KEYS}
+    settings.update(seed=seed, random_encoders=encoders is None, device="cpu")
+    extractor = load_extractor(encoders) if encoders is not None else None
+    adapt_head([store], out, extractor, AdaptConfig(**settings))
+    return out
+
+
+def run_variant(
+    crop: str, overrides: list[str], seeds: list[int], work: Path, random_too: bool = True
+) -> dict:
+    """{method: {"q2n": [...], "hqnr": [...], ...}} over seeds for one crop and variant."""
+    import torch
+
+    from crossdiff_core.cross_sensor import prepare_scene
+    from crossdiff_core.evaluation import TOOLBOX_BORDER_CUT, score_full, score_reduced
+    from crossdiff_core.io.store import open_scene
+    from crossdiff_core.pansharpener import load_pansharpener
+
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    params = apply_overrides(yaml.safe_load((ROOT / "params.yaml").read_text()), overrides)
+    base = work / "stores" / crop
+    if not (base / "prepared.json").is_file():
+        source = write_crop_store(crop, base / "source")
+        prepared = prepare_scene(str(source), base / "prepared", max_pan_size=1 << 20)
+        (base / "prepared.json").write_text(
+            json.dumps({"full": prepared.full_store, "reduced": prepared.reduced_store})
+        )
+    stores = json.loads((base / "prepared.json").read_text())
+    full, reduced = open_scene(stores["full"]), open_scene(stores["reduced"])
+    ms = np.asarray(full.ms.values, np.float64)
+    pan = np.asarray(full.pan.values, np.float64)
+    ms_lr = np.asarray(reduced.ms.values, np.float64)
+    pan_lr = np.asarray(reduced.pan.values, np.float64)
+    encoders = {res: pretrained_encoders(stores[res], params, work) for res in ("full", "reduced")}
+    methods = {"crossdiff": encoders}
+    if random_too:
+        methods["crossdiff_random_encoders"] = {"full": None, "reduced": None}
+    results: dict = {}
+    for seed in seeds:
+        for method, by_res in methods.items():
+            key = _digest([crop, overrides, method, seed])
+            heads = {
+                res: adapted_head(
+                    stores[res], by_res[res], params, seed, work / "heads" / key / res
+                )
+                for res in ("full", "reduced")
+            }
+            fused_lr = load_pansharpener(heads["reduced"]).fuse(ms_lr, pan_lr)
+            fused = load_pansharpener(heads["full"]).fuse(ms, pan)
+            scores = {
+                **score_reduced(ms, fused_lr, full.ratio, border_cut=TOOLBOX_BORDER_CUT),
+                **score_full(fused, ms, pan, full.ratio, full.sensor),
+            }
+            for index, value in scores.items():
+                results.setdefault(method, {}).setdefault(index, []).append(float(value))
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--crops", nargs="+", default=["ikonos_dev", "l8_dev"])
+    parser.add_argument("--variants", nargs="+", default=["default"], choices=sorted(VARIANTS))
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="an override added to every variant",
+    )
+    parser.add_argument("--name", default="", help="suffix for the variant names in the table")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--no-random", action="store_true", help="skip the random-encoder ablation")
+    parser.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "out" / "ablation")
+    parser.add_argument("--out", type=Path, help="append the rows (JSON lines) to this file")
+    args = parser.parse_args()
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    print("| crop | variant | method | Q2n | SAM | HQNR | D_lambda_K | D_s | seconds |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |", flush=True)
+    for variant in args.variants:
+        for crop in args.crops:
+            start = time.perf_counter()
+            result = run_variant(
+                crop,
+                [*VARIANTS[variant], *args.set],
+                args.seeds,
+                args.work,
+                random_too=not args.no_random,
+            )
+            seconds = time.perf_counter() - start
+            name = variant + (f"+{args.name}" if args.name else "")
+            for method, indices in result.items():
+                mean = {k: float(np.mean(v)) for k, v in indices.items()}
+                print(
+                    f"| {crop} | {name} | {method} | {mean['q2n']:.4f} | {mean['sam']:.3f} | "
+                    f"{mean['hqnr']:.4f} | {mean['d_lambda_k']:.4f} | {mean['d_s']:.4f} | "
+                    f"{seconds:.0f} |",
+                    flush=True,
+                )
+                if args.out:
+                    with args.out.open("a") as handle:
+                        handle.write(
+                            json.dumps(
+                                {
+                                    "crop": crop,
+                                    "variant": name,
+                                    "method": method,
+                                    "overrides": [*VARIANTS[variant], *args.set],
+                                    "seeds": args.seeds,
+                                    **mean,
+                                }
+                            )
+                            + "\n"
+                        )
+
+
+if __name__ == "__main__":
+    main()
