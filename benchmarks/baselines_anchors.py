@@ -23,7 +23,8 @@ GOLDEN = Path(__file__).resolve().parents[1].parent / "shared" / "golden"
 SENSORS = {"IKONOS": "IKONOS", "WV3": "WorldView-3", "L8": "Landsat-8"}
 TOOLBOX_NAMES = {"exp": "EXP", "brovey": "BT-H (not the same method)", "ihs": "IHS",
                  "pca": "PCA", "gsa": "GSA", "mtf_glp": "MTF-GLP", "mtf_glp_hpm": "MTF-GLP-HPM",
-                 "mtf_glp_fs": "MTF-GLP-FS"}
+                 "mtf_glp_fs": "MTF-GLP-FS", "bdsd": "BDSD", "bdsd_pc": "BDSD-PC",
+                 "pracs": "PRACS"}
 INDICES = [
     ("reduced", "q2n", "RR_Q2n"), ("reduced", "q", "RR_Q_avg"), ("reduced", "sam", "RR_SAM"),
     ("reduced", "ergas", "RR_ERGAS"), ("reduced", "scc", "RR_SCC"),
