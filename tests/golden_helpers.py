@@ -64,3 +64,14 @@ def golden_arrays(golden_dir: Path) -> dict[str, np.ndarray]:
     with np.load(golden_dir / "golden_qb4_arrays.npz") as data:
         return {k: (data[k].transpose(2, 0, 1) if data[k].ndim == 3 else data[k])
                 for k in data.files}
+
+
+def anchor_crop(golden_dir: Path, scene: str) -> dict:
+    """One anchor crop of ../shared/golden (IKONOS, WV3 or L8) and the toolbox's scores on it:
+    ms (B, h, w) and pan (H, W) float64, ratio, and toolbox {method: {index key: value}}."""
+    given = json.loads((golden_dir / "anchors_given.json").read_text())
+    with np.load(golden_dir / f"anchors_{scene}.npz") as crop:
+        ms = crop["ms"].transpose(2, 0, 1).astype(np.float64)
+        pan = crop["pan"].astype(np.float64)
+    return {"ms": ms, "pan": pan, "ratio": given["crops"][scene]["ratio"],
+            "toolbox": given["scenes"][scene]}

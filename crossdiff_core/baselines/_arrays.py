@@ -81,12 +81,6 @@ def shrink(image: Array, ratio: int) -> Array:
     return degrade.imresize_bicubic(image, 1.0 / ratio)
 
 
-def lowpass_decimate(image: Array, ratio: int) -> Array:
-    """The toolbox's LPfilterPlusDec: Gaussian low-pass then decimation, (y, x) -> (y/r, x/r)."""
-    filtered = filter_stack(image[None], degrade.lowpass_gauss_kernel(ratio)[None])[0]
-    return decimate(filtered, ratio)
-
-
 def mtf_lowpass_pan(pan: Array, ratio: int, sensor: str | Sensor, n_bands: int,
                     like: Array) -> Array:
     """The PAN seen through each band's MTF, decimated and re-expanded: the GLP low-pass PAN.

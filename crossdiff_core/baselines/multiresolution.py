@@ -1,6 +1,7 @@
 """Multiresolution-analysis baselines of the MTF-GLP family (generalised Laplacian pyramid with
-MTF-matched filters): MTF-GLP (additive), MTF-GLP-HPM (high-pass modulation) and MTF-GLP-FS
-(full-scale regression of the injection gains).
+MTF-matched filters): MTF-GLP (additive), MTF-GLP-HPM (high-pass modulation), MTF-GLP-HPM-R
+(high-pass modulation with a regression-fitted offset) and MTF-GLP-FS (full-scale regression of
+the injection gains).
 
 The PAN low-pass is the PAN filtered by each band's MTF kernel, decimated and re-expanded with
 interp23tap, as the reference toolbox does. Statistics are global reductions computed once; the
@@ -86,3 +87,25 @@ def mtf_glp_fs(ms: Array, pan: Array, ratio: int, sensor: str | Sensor) -> Array
         raise ValueError("the low-passed PAN does not vary: MTF-GLP-FS gains are undefined")
     gains = cov_ms / cov_low
     return ms_up + gains[:, None, None] * (pan[None] - pan_low)
+
+
+def mtf_glp_hpm_r(ms: Array, pan: Array, ratio: int, sensor: str | Sensor) -> Array:
+    """MTF-GLP-HPM-R [Vivone18]: upsampled MS times (PAN + c_b) / (MTF low-pass_b + c_b), with
+    c_b = mean(MS_b) / g_b - mean(PAN) and g_b the regression slope cov(MS_b, low-pass_b) /
+    var(low-pass_b) (global version).
+
+    As the toolbox's MTF_GLP_HPM_R, to rounding; the PAN low-pass is the one MTF-GLP uses.
+    """
+    ms, pan = check_inputs(ms, pan, ratio)
+    ms_up = upsample(ms, ratio)
+    pan_low = mtf_lowpass_pan(pan, ratio, sensor, ms.shape[0], ms_up)
+    up_means, low_means, pan_mean = materialise(band_mean(ms_up), band_mean(pan_low), pan.mean())
+    centred_low = pan_low - low_means
+    covariances, low_powers = materialise(((ms_up - up_means) * centred_low).sum(axis=(1, 2)),
+                                          (centred_low**2).sum(axis=(1, 2)))
+    if (covariances == 0).any():
+        raise ValueError("an MS band does not correlate with the low-passed PAN: "
+                         "MTF-GLP-HPM-R offsets are undefined")
+    slopes = covariances / low_powers  # N - 1 factors cancel
+    offsets = (up_means[:, 0, 0] / slopes - pan_mean)[:, None, None]
+    return ms_up * ((pan[None] + offsets) / (pan_low + offsets + _EPS))
