@@ -41,6 +41,7 @@ VARIANTS: dict[str, list[str]] = {
     "low_t_pretraining": ["pretrain.train_t_max=200"],
     "feature_t_10": ["freeze.t_feature=10"],
     "noisy_features": ["freeze.noise_free=false"],
+    "decoder_features": ["freeze.decoder_features=true"],
     "spectral_weight_1": ["adapt.spectral_weight=1.0"],
     "spectral_weight_3": ["adapt.spectral_weight=3.0"],
     "spectral_weight_30": ["adapt.spectral_weight=30.0"],
@@ -129,26 +130,27 @@ def pretrained_encoders(store: str, params: dict, work: Path) -> Path:
 
     pretrain = {k: v for k, v in params["pretrain"].items() if k not in ("scenes", "out")}
     freeze = freeze_settings_from(params["freeze"], params["pretrain"])
-    key = _digest([store, pretrain, freeze])
-    folder = work / "encoders" / key
-    if (folder / "frozen" / "config.json").is_file():
-        return folder / "frozen"
+    folder = work / "encoders" / _digest([store, pretrain])
+    frozen = folder / f"frozen-{_digest(freeze)}"
+    if (frozen / "config.json").is_file():
+        return frozen
     for branch in BRANCHES:
-        config = PretrainConfig.from_params(
-            pretrain, branch, scenes=[store], out=str(folder / "pretrain"), progress=False
-        )
-        train_branch(config)
-    return freeze_pretrained(folder / "pretrain", [store], folder / "frozen", **freeze)
+        config = PretrainConfig.from_params(pretrain, branch, scenes=[store],
+                                            out=str(folder / "pretrain"), progress=False)
+        train_branch(config)  # resumes, or does nothing when already at its step count
+    return freeze_pretrained(folder / "pretrain", [store], frozen, **freeze)
 
 
-def adapted_head(store: str, encoders: Path | None, params: dict, seed: int, out: Path) -> Path:
+def adapted_head(store: str, encoders: Path, params: dict, seed: int, out: Path,
+                 random: bool) -> Path:
+    """The head on ``encoders``, or with ``random`` on their random frozen twins (ablation)."""
     from crossdiff_core.nets.extractor import load_extractor
     from crossdiff_core.train.adapt import AdaptConfig, adapt_head
     from flows.adapt import CONFIG_KEYS
 
     settings = {k: v for k, v in params["adapt"].items() if k in CONFIG_KEYS}
-    settings.update(seed=seed, random_encoders=encoders is None, device="cpu")
-    extractor = load_extractor(encoders) if encoders is not None else None
+    settings.update(seed=seed, random_encoders=random, device="cpu")
+    extractor = load_extractor(encoders)
     adapt_head([store], out, extractor, AdaptConfig(**settings))
     return out
 
@@ -180,16 +182,16 @@ def run_variant(
     ms_lr = np.asarray(reduced.ms.values, np.float64)
     pan_lr = np.asarray(reduced.pan.values, np.float64)
     encoders = {res: pretrained_encoders(stores[res], params, work) for res in ("full", "reduced")}
-    methods = {"crossdiff": encoders}
+    methods = {"crossdiff": False}
     if random_too:
-        methods["crossdiff_random_encoders"] = {"full": None, "reduced": None}
+        methods["crossdiff_random_encoders"] = True
     results: dict = {}
     for seed in seeds:
-        for method, by_res in methods.items():
+        for method, random in methods.items():
             key = _digest([crop, overrides, method, seed])
             heads = {
                 res: adapted_head(
-                    stores[res], by_res[res], params, seed, work / "heads" / key / res
+                    stores[res], encoders[res], params, seed, work / "heads" / key / res, random
                 )
                 for res in ("full", "reduced")
             }

@@ -23,7 +23,8 @@ from flows.pretrain import pretrain_flow
 from tasks import cross_sensor as cs_tasks
 
 RESOLUTIONS = ("full", "reduced")
-FREEZE_KEYS = ("t_feature", "noise_free", "pan_patch", "calibration_patches", "seed")
+FREEZE_KEYS = ("t_feature", "noise_free", "pan_patch", "calibration_patches", "seed",
+               "decoder_features")
 
 
 def _folder_name(sensor: str) -> str:

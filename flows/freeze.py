@@ -24,6 +24,7 @@ def freeze_flow(
     pan_patch: int = 64,
     calibration_patches: int = 32,
     seed: int = 0,
+    decoder_features: bool = False,
 ) -> str:
     """Write the frozen extractor to ``out``; returns its path."""
     from crossdiff_core.io.store import find_scene_stores
@@ -39,6 +40,7 @@ def freeze_flow(
             pan_patch,
             calibration_patches,
             seed,
+            decoder_features,
         )
     )
 
@@ -51,6 +53,7 @@ def freeze_settings_from(freeze: dict, pretrain: dict) -> dict:
         "pan_patch": int(freeze.get("pan_patch") or pretrain.get("pan_patch", 64)),
         "calibration_patches": int(freeze.get("calibration_patches", 32)),
         "seed": int(freeze.get("seed", 0)),
+        "decoder_features": bool(freeze.get("decoder_features", False)),
     }
 
 

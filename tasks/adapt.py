@@ -20,6 +20,7 @@ def freeze_task(
     pan_patch: int,
     calibration_patches: int,
     seed: int,
+    decoder_features: bool = False,
 ) -> Path:
     """Write the frozen extractor artifact (config.json + weights.pt) to ``out``."""
     from crossdiff_core.train.adapt import freeze_pretrained
@@ -33,6 +34,7 @@ def freeze_task(
         pan_patch=pan_patch,
         calibration_patches=calibration_patches,
         seed=seed,
+        decoder_features=decoder_features,
     )
 
 
@@ -44,9 +46,10 @@ def adapt_task(
     config: AdaptConfig,
     on_step: StepCallback | None = None,
 ) -> AdaptResult:
-    """Train the fusion head (encoders from ``encoders``, or random ones for the ablation)."""
+    """Train the fusion head on the encoders in ``encoders``; for the ablation
+    (``config.random_encoders``) on random twins of them, or random UNets when None."""
     from crossdiff_core.nets.extractor import load_extractor
     from crossdiff_core.train.adapt import adapt_head
 
-    extractor = None if config.random_encoders else load_extractor(encoders)
+    extractor = load_extractor(encoders) if encoders is not None else None
     return adapt_head(scenes, out, extractor, config, on_step=on_step)

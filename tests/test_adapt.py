@@ -107,11 +107,16 @@ def test_random_encoder_ablation_and_d_s_loss_run(qb, tmp_path):
     assert not model.extractor.config["pretrained"]
 
 
-@pytest.mark.parametrize("noise_free", [True, False], ids=["noise-free", "coordinate-noise"])
-def test_folded_encoders_match_their_layers(noise_free):
+@pytest.mark.parametrize(
+    "noise_free, decoder",
+    [(True, False), (False, False), (True, True)],
+    ids=["noise-free", "coordinate-noise", "with-decoder"],
+)
+def test_folded_encoders_match_their_layers(noise_free, decoder):
     """The fast path (norm and time folded into each conv, NHWC) equals the UNets' own layers."""
     extractor = random_extractor(
-        ["blue", "green", "red", "nir"], 4, (4, 8, 8, 8), noise_free=noise_free
+        ["blue", "green", "red", "nir"], 4, (4, 8, 8, 8), noise_free=noise_free,
+        decoder_features=decoder,
     )
     generator = torch.Generator().manual_seed(1)
     with torch.no_grad():
@@ -123,10 +128,30 @@ def test_folded_encoders_match_their_layers(noise_free):
     pan = torch.randn(2, 1, 48, 40, generator=generator)
     fast = extractor.features(ms_up, pan, origin=(8, -16))
     reference = extractor.reference_features(ms_up, pan, origin=(8, -16))
+    channels = extractor.feature_channels
+    assert channels == ((8, 16, 16, 8) if decoder else (4, 8, 8, 8))
     for level, (pair, expected) in enumerate(zip(fast, reference, strict=True)):
         for got, want in zip(pair, expected, strict=True):
-            assert got.shape == want.shape == (2, 8 if level else 4, 48 >> level, 40 >> level)
+            assert got.shape == want.shape == (2, channels[level], 48 >> level, 40 >> level)
             torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_random_ablation_mirrors_the_encoders_it_stands_for(qb, tmp_path):
+    from crossdiff_core.nets.extractor import random_twin
+
+    pretrained = load_extractor(qb["encoders"])
+    twin = random_twin(pretrained, seed=3)
+    same = ("p2m", "m2p", "bands", "ratio", "t_feature", "noise_free", "decoder_features")
+    assert {k: twin.config[k] for k in same} == {k: pretrained.config[k] for k in same}
+    assert twin.config["pretrained"] is False
+    differs = [k for k, v in twin.state_dict().items() if k.endswith("conv.weight")
+               and not torch.equal(v, pretrained.state_dict()[k])]
+    assert differs, "the twin must have its own random weights"
+    result = adapt_head([qb["store"]], tmp_path / "random", pretrained,
+                        tiny_settings(random_encoders=True))
+    model = load_pansharpener(result.out)
+    assert not model.extractor.config["pretrained"]
+    assert model.extractor.config["p2m"] == pretrained.config["p2m"]
 
 
 def test_head_stores_its_normalisation_and_reuses_it_at_inference(qb, tmp_path):

@@ -80,8 +80,9 @@ class GaussianDiffusion:
         """Timesteps (N,) long, noise ``shape`` float32 and whether this batch drops its condition.
 
         Timesteps are uniform on [0, ``t_max``) (default: every timestep); a small ``t_max``
-        concentrates training where the frozen encoders read their features. Drawn on the CPU from ``generator`` so the values do not depend on the device; the order of
-        draws is fixed (drop decision, timesteps, noise) so a resumed run repeats them exactly.
+        concentrates training where the frozen encoders read their features. Drawn on the CPU
+        from ``generator`` so the values do not depend on the device; the order of draws is fixed
+        (drop decision, timesteps, noise) so a resumed run repeats them exactly.
         """
         t_max = self.num_timesteps if t_max is None else int(t_max)
         if not 1 <= t_max <= self.num_timesteps:

@@ -103,6 +103,45 @@ def _folded_encode(unet: ConditionalUNet, x_t: torch.Tensor, t_feature: int) -> 
     return maps
 
 
+def _folded_decode(
+    unet: ConditionalUNet, encoder_maps: list[torch.Tensor], t_feature: int
+) -> list[torch.Tensor]:
+    """The UNet's decoder maps for frozen statistics, finest first: level i is
+    (N, channels[i], H / 2**i, W / 2**i) for every level but the coarsest (which has none)."""
+    t = torch.full((1,), t_feature, device=encoder_maps[0].device)
+    time_features = unet.time_mlp(
+        timestep_embedding(t, unet._sinusoid_dim).to(encoder_maps[0].dtype)
+    )
+    h = encoder_maps[-1]
+    maps = []
+    for up, merge, skip in zip(unet.ups, unet.merges, reversed(encoder_maps[:-1]), strict=True):
+        weight, bias = _folded_block(merge, time_features)
+        h = F.silu(F.conv2d(torch.cat([up(h), skip], dim=1), weight, bias, padding=1))
+        maps.append(h)
+    return maps[::-1]
+
+
+def _reference_decode(
+    unet: ConditionalUNet, encoder_maps: list[torch.Tensor], t: torch.Tensor
+) -> list[torch.Tensor]:
+    """``_folded_decode`` through the UNet's own layers (calibration hooks the norms there)."""
+    time_features = unet.time_mlp(timestep_embedding(t, unet._sinusoid_dim).to(
+        encoder_maps[0].dtype))
+    h = encoder_maps[-1]
+    maps = []
+    for up, merge, skip in zip(unet.ups, unet.merges, reversed(encoder_maps[:-1]), strict=True):
+        h = merge(torch.cat([up(h), skip], dim=1), time_features)
+        maps.append(h)
+    return maps[::-1]
+
+
+def _with_decoder(encoder_maps: list[torch.Tensor], decoder_maps: list[torch.Tensor]
+                  ) -> list[torch.Tensor]:
+    """Per level, the encoder map with the decoder map of the same level appended (channels)."""
+    paired = zip(encoder_maps[: len(decoder_maps)], decoder_maps, strict=True)
+    return [torch.cat([enc, dec], dim=1) for enc, dec in paired] + encoder_maps[len(decoder_maps):]
+
+
 def _freeze_group_norms(module: nn.Module) -> None:
     for name, child in module.named_children():
         if isinstance(child, nn.GroupNorm):
@@ -170,6 +209,7 @@ class FrozenExtractor(nn.Module):
         noise_seed: int = 0,
         sensor: str | None = None,
         pretrained: bool = True,
+        decoder_features: bool = False,
     ) -> None:
         super().__init__()
         if p2m.in_channels != len(bands) or m2p.cond_channels != len(bands):
@@ -195,6 +235,7 @@ class FrozenExtractor(nn.Module):
             "noise_seed": int(noise_seed),
             "sensor": sensor,
             "pretrained": bool(pretrained),
+            "decoder_features": bool(decoder_features),
         }
         self.p2m = copy.deepcopy(p2m)
         self.m2p = copy.deepcopy(m2p)
@@ -221,7 +262,12 @@ class FrozenExtractor(nn.Module):
 
     @property
     def feature_channels(self) -> tuple[int, ...]:
-        return tuple(self.p2m.feature_channels)
+        """Channels of each branch's map per level, finest first (encoder + decoder channels
+        when ``decoder_features``: every level but the coarsest has both)."""
+        channels = tuple(self.p2m.feature_channels)
+        if not self.config.get("decoder_features"):
+            return channels
+        return tuple(2 * c for c in channels[:-1]) + channels[-1:]
 
     @property
     def size_multiple(self) -> int:
@@ -278,6 +324,9 @@ class FrozenExtractor(nn.Module):
         t_feature = self.config["t_feature"]
         p2m_maps = _folded_encode(self.p2m, p2m_input.contiguous(memory_format=layout), t_feature)
         m2p_maps = _folded_encode(self.m2p, m2p_input.contiguous(memory_format=layout), t_feature)
+        if self.config.get("decoder_features"):
+            p2m_maps = _with_decoder(p2m_maps, _folded_decode(self.p2m, p2m_maps, t_feature))
+            m2p_maps = _with_decoder(m2p_maps, _folded_decode(self.m2p, m2p_maps, t_feature))
         return list(zip(p2m_maps, m2p_maps, strict=True))
 
     @torch.no_grad()
@@ -292,6 +341,9 @@ class FrozenExtractor(nn.Module):
         t = torch.full((ms_up.shape[0],), self.config["t_feature"], device=ms_up.device)
         p2m_maps = self.p2m.encode(self._noised(ms_up, origin, 0), t, pan)
         m2p_maps = self.m2p.encode(self._noised(pan, origin, len(self.bands)), t, ms_up)
+        if self.config.get("decoder_features"):
+            p2m_maps = _with_decoder(p2m_maps, _reference_decode(self.p2m, p2m_maps, t))
+            m2p_maps = _with_decoder(m2p_maps, _reference_decode(self.m2p, m2p_maps, t))
         return list(zip(p2m_maps, m2p_maps, strict=True))
 
     @torch.no_grad()
@@ -332,7 +384,7 @@ class FrozenExtractor(nn.Module):
             if count == 0:
                 raise ValueError("calibration needs at least one patch")
             if not sums[id(norm)]:
-                continue  # a decoder norm: encode() never runs it
+                continue  # a norm the features never reach (the decoder's, or its output norm)
             total = torch.stack(sums[id(norm)]).sum(dim=0) / count
             norm.group_mean.copy_(total[0].float())
             norm.group_var.copy_(total[1].float())
@@ -365,6 +417,7 @@ def _build(config: dict) -> FrozenExtractor:
         noise_seed=config["noise_seed"],
         sensor=config.get("sensor"),
         pretrained=config.get("pretrained", True),
+        decoder_features=config.get("decoder_features", False),
     )
 
 
@@ -408,6 +461,7 @@ def extractor_from_pretrained(
     ratio: int | None = None,
     schedule: str | None = None,
     timesteps: int | None = None,
+    decoder_features: bool = False,
 ) -> FrozenExtractor:
     """Build an (uncalibrated) extractor from two ``save_unet`` folders of the pretraining stage.
 
@@ -432,6 +486,7 @@ def extractor_from_pretrained(
         schedule=schedule or extra.get("schedule", "cosine"),
         timesteps=int(timesteps or extra.get("timesteps", 1000)),
         sensor=extra.get("sensor"),
+        decoder_features=decoder_features,
     )
 
 
@@ -444,6 +499,7 @@ def random_extractor(
     seed: int = 0,
     schedule: str = "cosine",
     timesteps: int = 1000,
+    decoder_features: bool = False,
 ) -> FrozenExtractor:
     """The ablation: the same architecture, randomly initialised (seeded) and frozen."""
     generator_state = torch.random.get_rng_state()
@@ -463,6 +519,26 @@ def random_extractor(
         schedule=schedule,
         timesteps=timesteps,
         pretrained=False,
+        decoder_features=decoder_features,
+    )
+
+
+def random_twin(extractor: FrozenExtractor, seed: int = 0) -> FrozenExtractor:
+    """The ablation of ``extractor``: the same UNet layouts, bands, timestep, noise and feature
+    reading, with randomly initialised (seeded) weights; statistics still to be calibrated."""
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        p2m = ConditionalUNet(**extractor.config["p2m"])
+        m2p = ConditionalUNet(**extractor.config["m2p"])
+    finally:
+        torch.random.set_rng_state(generator_state)
+    config = {**extractor.config, "pretrained": False, "sensor": None}
+    return FrozenExtractor(
+        p2m, m2p, bands=config["bands"], ratio=config["ratio"], t_feature=config["t_feature"],
+        noise_free=config["noise_free"], schedule=config["schedule"],
+        timesteps=config["timesteps"], noise_seed=config["noise_seed"], pretrained=False,
+        decoder_features=config.get("decoder_features", False),
     )
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from crossdiff_core.degrade import interp23tap, mtf_kernels, pan_mtf_kernel, wald_degrade
-from crossdiff_core.nets.extractor import FrozenExtractor, random_extractor
+from crossdiff_core.nets.extractor import FrozenExtractor, random_extractor, random_twin
 from crossdiff_core.nets.fusion import FusionHead
 from crossdiff_core.pansharpener import Pansharpener, save_pansharpener
 from crossdiff_core.train.losses import MODES, AdaptationLoss, mtf_blur, supervised_reduced
@@ -127,17 +127,25 @@ def build_pansharpener(
     sensor_name: str,
     band_names: list[str],
 ) -> Pansharpener:
-    """The untrained pansharpener for ``dataset``: given encoders, or random ones (ablation)."""
-    if extractor is None:
-        if not config.random_encoders:
-            raise ValueError(
-                "adaptation needs frozen encoders (run `crossdiff freeze`) unless "
-                "random_encoders is set"
+    """The untrained pansharpener for ``dataset``: given encoders, or random ones (ablation).
+
+    With ``config.random_encoders`` the encoders are random frozen twins of ``extractor`` (same
+    layouts, timestep and feature reading, random weights) or, when no extractor is given, random
+    UNets of ``config.random_channels``.
+    """
+    if config.random_encoders:
+        if extractor is not None:
+            extractor = random_twin(extractor, seed=config.seed)
+        else:
+            extractor = random_extractor(
+                band_names, dataset.ratio, config.random_channels, seed=config.seed
             )
-        extractor = random_extractor(
-            band_names, dataset.ratio, config.random_channels, seed=config.seed
-        )
         extractor.calibrate(calibration_batches(dataset, config.calibration_patches))
+    elif extractor is None:
+        raise ValueError(
+            "adaptation needs frozen encoders (run `crossdiff freeze`) unless "
+            "random_encoders is set"
+        )
     head = FusionHead(len(band_names), extractor.feature_channels, config.head_channels)
     return Pansharpener(
         extractor,
@@ -274,6 +282,7 @@ def freeze_pretrained(
     pan_patch: int = 64,
     calibration_patches: int = 32,
     seed: int = 0,
+    decoder_features: bool = False,
 ) -> Path:
     """Freeze ``<pretrain_dir>/p2m`` and ``/m2p`` into one extractor artifact at ``out``.
 
@@ -284,7 +293,8 @@ def freeze_pretrained(
 
     pretrain_dir = Path(pretrain_dir)
     extractor = extractor_from_pretrained(
-        pretrain_dir / "p2m", pretrain_dir / "m2p", t_feature=t_feature, noise_free=noise_free
+        pretrain_dir / "p2m", pretrain_dir / "m2p", t_feature=t_feature, noise_free=noise_free,
+        decoder_features=decoder_features,
     )
     from crossdiff_core.nets.unet import read_unet_config
 

@@ -53,19 +53,20 @@ def freeze(
     console = Console(soft_wrap=True)
     settings, pretrain = _section(params, "freeze"), _section(params, "pretrain")
     try:
-        from flows.freeze import freeze_flow
+        from flows.freeze import freeze_flow, freeze_settings_from
 
+        chosen = freeze_settings_from(settings, pretrain)
+        if t_feature is not None:
+            chosen["t_feature"] = t_feature
+        if noisy:
+            chosen["noise_free"] = False
         path = freeze_flow(
             pretrain_dir=str(pretrained or pretrain.get("out", "data/models/pretrain")),
             scenes=[str(s) for s in scenes]
             if scenes
             else list(pretrain.get("scenes", ["data/zarr"])),
             out=str(out or settings.get("out", "data/models/encoders")),
-            t_feature=t_feature if t_feature is not None else int(settings.get("t_feature", 50)),
-            noise_free=not noisy and bool(settings.get("noise_free", True)),
-            pan_patch=int(settings.get("pan_patch") or pretrain.get("pan_patch", 64)),
-            calibration_patches=int(settings.get("calibration_patches", 32)),
-            seed=int(settings.get("seed", 0)),
+            **chosen,
         )
     except (ValueError, OSError) as error:
         console.print(f"[red]error:[/red] {error}")
