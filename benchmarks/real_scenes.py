@@ -62,19 +62,24 @@ def run_scene(name: str, workspace: Path, overrides: list[str]) -> tuple[dict, d
     params = scene_params(base, workspace, Path(spec["source"]), spec["sensor"], overrides)
     params_file = workspace / "params.yaml"
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
-    env = {**os.environ, "CROSSDIFF_PARAMS": str(params_file), "TQDM_DISABLE": "1",
-           "MLFLOW_TRACKING_URI": f"sqlite:///{workspace / 'mlflow.db'}"}
-    seconds = {}
-    for stage in STAGES:
-        start = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", f"flows.{stage}"], cwd=ROOT, env=env,
-                              capture_output=True, text=True)
-        seconds[stage] = time.perf_counter() - start
-        if done.returncode != 0:
-            raise SystemExit(f"{name}: stage {stage} failed:\n{done.stderr[-3000:]}")
-        print(f"  {name}: {stage} {seconds[stage]:.0f} s", flush=True)
+    seconds = {stage: run_stage(name, stage, params_file, workspace) for stage in STAGES}
     metrics = json.loads((workspace / "reports" / "metrics.json").read_text())
     return metrics, seconds
+
+
+def run_stage(name: str, stage: str, params_file: Path, workspace: Path) -> float:
+    """Run ``python -m flows.<stage>`` as `dvc repro` does, with ``params_file`` as params.yaml and
+    the workspace's own MLflow database; returns its wall time in seconds (exits on failure)."""
+    env = {**os.environ, "CROSSDIFF_PARAMS": str(params_file), "TQDM_DISABLE": "1",
+           "MLFLOW_TRACKING_URI": f"sqlite:///{workspace / 'mlflow.db'}"}
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", f"flows.{stage}"], cwd=ROOT, env=env,
+                          capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{name}: stage {stage} failed:\n{done.stderr[-3000:]}")
+    print(f"  {name}: {stage} {seconds:.0f} s", flush=True)
+    return seconds
 
 
 def print_table(scene_id: str, by_method: dict[str, dict[str, float]]) -> None:

@@ -7,12 +7,13 @@ Full resolution: ``fuse`` sees the original pair; no reference, QNR-type and con
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from crossdiff_core import metrics
+from crossdiff_core.baselines import METHODS as BASELINES
 from crossdiff_core.degrade import interp23tap, wald_degrade
 from crossdiff_core.scene import Scene
 from crossdiff_core.sensors import Sensor
@@ -22,8 +23,20 @@ FULL_INDICES = ("hqnr", "qnr", "d_lambda", "d_lambda_k", "d_s", "d_rho",
                 "r_q2n", "r_q", "r_sam", "r_ergas")
 # The toolbox's default border cut at reduced resolution (pixels dropped on each side).
 TOOLBOX_BORDER_CUT = 21
+# In a method list: every classical baseline registered when the list is read.
+ALL_CLASSICAL = "all_classical"
 
 Fuse = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def expand_methods(names: Sequence[str]) -> list[str]:
+    """Method names with the keyword ``all_classical`` replaced by every baseline of
+    ``crossdiff_core.baselines.METHODS`` (those added later included); duplicates dropped, first
+    position kept."""
+    expanded: list[str] = []
+    for name in names:
+        expanded += list(BASELINES) if name == ALL_CLASSICAL else [name]
+    return list(dict.fromkeys(expanded))
 
 
 def cut_borders(image: np.ndarray, border_cut: int) -> np.ndarray:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from crossdiff_core.evaluation import FULL_INDICES, REDUCED_INDICES, SceneEvaluation
 from crossdiff_core.report.files import write_text_atomic
+from crossdiff_core.report.findings import CROSSDIFF, scene_findings
 from crossdiff_core.report.panels_data import panel_arrays, save_panel_arrays
 
 LONG_COLUMNS = ("scene", "sensor", "method", "resolution", "index", "value")
@@ -37,7 +38,8 @@ def long_rows(results: Sequence[SceneEvaluation]) -> list[dict[str, object]]:
 
 
 def markdown_table(result: SceneEvaluation) -> str:
-    """Two Markdown tables (reduced, full resolution): one row per method."""
+    """Two Markdown tables (reduced, full resolution), one row per method, and when CrossDiff was
+    scored the quality-goal verdicts (vs the best classical method, named, and the ablation)."""
     lines = [f"# {result.scene_id} ({result.sensor}, ratio {result.ratio})", ""]
     for title, indices in (("Reduced resolution (Wald protocol)", REDUCED_INDICES),
                            ("Full resolution", FULL_INDICES)):
@@ -46,6 +48,10 @@ def markdown_table(result: SceneEvaluation) -> str:
         for method, scores in result.scores.items():
             cells = " | ".join(f"{scores[i]:.4f}" if i in scores else "" for i in indices)
             lines.append(f"| {method} | {cells} |")
+        lines.append("")
+    if CROSSDIFF in result.scores:
+        lines += ["## Quality goal (best classical: EXP and the CrossDiff variants excluded)", ""]
+        lines += [f"- {sentence}" for sentence in scene_findings(result.scene_id, result.scores)]
         lines.append("")
     return "\n".join(lines)
 

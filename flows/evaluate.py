@@ -14,8 +14,9 @@ import numpy as np
 from prefect import flow, get_run_logger
 
 from crossdiff_core.baselines import METHODS
-from crossdiff_core.evaluation import Method, PerResolution
+from crossdiff_core.evaluation import ALL_CLASSICAL, Method, PerResolution, expand_methods
 from crossdiff_core.io.store import find_scene_stores
+from crossdiff_core.report.findings import CROSSDIFF, scene_findings
 from flows.params import load_params
 from tasks.evaluate import score_scene_task, write_evaluation_task
 
@@ -25,12 +26,15 @@ CROSSDIFF_METHODS = ("crossdiff", "crossdiff_random_encoders")
 def resolve_methods(names: list[str],
                     extra_methods: Mapping[str, Method | PerResolution] | None = None
                     ) -> dict[str, Method | PerResolution]:
-    """Methods by name: ``extra_methods`` first, then the baselines; unknown names raise."""
+    """Methods by name: ``extra_methods`` first, then the baselines (``all_classical`` = every
+    baseline); unknown names raise."""
     available = {**METHODS, **(extra_methods or {})}
+    names = expand_methods(names)
     unknown = [n for n in names if n not in available]
     if unknown:
-        raise ValueError(f"unknown methods {unknown}: baselines are {', '.join(METHODS)}; other "
-                         "methods must be passed as callables (extra_methods)")
+        raise ValueError(f"unknown methods {unknown}: baselines are {', '.join(METHODS)} (or "
+                         f"{ALL_CLASSICAL} for all of them); other methods must be passed as "
+                         "callables (extra_methods)")
     return {name: available[name] for name in names}
 
 
@@ -132,8 +136,9 @@ def crossdiff_models_flow(
 
 
 def main(extra_methods: Mapping[str, Method] | None = None) -> None:
-    """Run the stage from params.yaml: baselines, the CrossDiff models, then the promotion of the
-    adapted candidate to champion when its mean full-resolution HQNR beats the champion's."""
+    """Run the stage from params.yaml: baselines (``all_classical`` = every one), the CrossDiff
+    models, the quality-goal verdicts per scene, then the promotion of the adapted candidate to
+    champion when its mean full-resolution HQNR beats the champion's."""
     from flows.freeze import freeze_settings_from
     from flows.tracked import tracked_stage
     from tasks import tracking
@@ -141,7 +146,7 @@ def main(extra_methods: Mapping[str, Method] | None = None) -> None:
     params = load_params("evaluate")
     pretrain, freeze, adapt = (load_params(s) for s in ("pretrain", "freeze", "adapt"))
     tracking_params = load_params("tracking")
-    methods = list(params["methods"])
+    methods = expand_methods(list(params["methods"]))
     scenes = [str(s) for s in params["scenes"]]
     max_pan_size = int(params.get("max_pan_size", 1024))
     with tracked_stage("evaluate", params) as tracker:
@@ -168,6 +173,9 @@ def main(extra_methods: Mapping[str, Method] | None = None) -> None:
         for scene_id, by_method in scores.items():
             for method, indices in by_method.items():
                 tracker.log_metrics(indices, prefix=f"{scene_id}.{method}.")
+            if CROSSDIFF in by_method:
+                # The quality goal, with the best classical method named (EXP excluded).
+                print("\n".join(scene_findings(scene_id, by_method)))
         tracker.log_artifact(Path(params.get("out", "reports")) / "metrics.json")
         if "crossdiff" in methods:
             hqnr = float(np.mean([by_method["crossdiff"]["hqnr"]

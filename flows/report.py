@@ -33,7 +33,9 @@ def report_flow(
     figures_dir = out / FIGURES_DIR
     evaluation = report_tasks.load_evaluation(Path(metrics_dir))
     scene_figures = {
-        scene_id: report_tasks.render_scene_figures(panel_file, figures_dir, scene_id)
+        scene_id: report_tasks.render_scene_figures(
+            panel_file, figures_dir, scene_id, evaluation.metrics[scene_id]
+        )
         for scene_id, panel_file in evaluation.panel_files.items()
     }
     curve_figures = report_tasks.render_training_curves(

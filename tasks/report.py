@@ -18,9 +18,15 @@ def load_evaluation(metrics_dir: Path) -> build.Evaluation:
 
 
 @task(name="render-scene-figures", cache_policy=NO_CACHE)
-def render_scene_figures(panel_file: Path, figures_dir: Path, scene_id: str) -> dict[str, Path]:
-    """Draw one scene's picture panel and reduced-resolution error maps."""
-    return build.render_scene_figures(panel_file, figures_dir, scene_id)
+def render_scene_figures(
+    panel_file: Path,
+    figures_dir: Path,
+    scene_id: str,
+    by_method: dict[str, dict[str, float]] | None = None,
+) -> dict[str, Path]:
+    """Draw one scene's picture panel and reduced-resolution error maps (with the scene's scores:
+    CrossDiff, its variants and the best classical methods only)."""
+    return build.render_scene_figures(panel_file, figures_dir, scene_id, by_method)
 
 
 @task(name="render-training-curves", cache_policy=NO_CACHE)

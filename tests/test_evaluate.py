@@ -68,6 +68,7 @@ def test_command_scores_a_store(store, tmp_path):
         "exp", "mtf_glp_hpm"}
     bad = CliRunner().invoke(app, ["evaluate", str(store), "--methods", "magic"])
     assert bad.exit_code == 1 and "unknown" in bad.output and "Traceback" not in bad.output
+    assert "all_classical" in bad.output
     # The toolbox cut (21 px a side) does not fit the 40 x 36 reference: one clear line.
     small = CliRunner().invoke(app, ["evaluate", str(store), "--out", str(tmp_path / "cut")])
     assert small.exit_code == 1 and "border_cut" in small.output
@@ -101,3 +102,51 @@ def test_nodata_inside_the_crop_is_refused(store):
     scene.pan.values[70, 70] = 0
     with pytest.raises(ValueError, match="nodata"):
         evaluate_scene(scene, {"exp": METHODS["exp"]})
+
+
+def test_all_classical_expands_to_every_baseline_registered(monkeypatch):
+    from crossdiff_core.evaluation import expand_methods
+    from flows.evaluate import resolve_methods
+
+    names = expand_methods(["gsa", "all_classical", "crossdiff", "exp"])
+    assert names == ["gsa", *(m for m in METHODS if m != "gsa"), "crossdiff"]
+    assert list(resolve_methods(["all_classical"])) == list(METHODS)
+    # A baseline registered later is part of the keyword without touching params.yaml.
+    monkeypatch.setitem(METHODS, "late_method", METHODS["exp"])
+    assert expand_methods(["all_classical"])[-1] == "late_method"
+    with pytest.raises(ValueError, match="all_classical"):
+        resolve_methods(["all_classics"])
+
+
+def test_params_evaluate_every_classical_method_by_default_and_few_in_tiny():
+    import yaml
+    from conftest import PROJECT_ROOT
+
+    default = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())["evaluate"]
+    assert default["methods"] == ["all_classical", "crossdiff_random_encoders", "crossdiff"]
+    tiny = yaml.safe_load((PROJECT_ROOT / "tests" / "params-tiny.yaml").read_text())["evaluate"]
+    classical = [m for m in tiny["methods"] if not m.startswith("crossdiff")]
+    assert "all_classical" not in tiny["methods"] and set(classical) <= set(METHODS)
+    assert len(classical) <= 4 and {"crossdiff", "crossdiff_random_encoders"} <= set(
+        tiny["methods"])
+
+
+def test_scene_table_names_the_best_classical_method_not_exp():
+    from crossdiff_core.evaluation import SceneEvaluation
+    from crossdiff_core.evaluation_files import markdown_table
+
+    empty = np.zeros((4, 1, 1))
+    scores = {
+        "exp": {"q2n": 0.70, "hqnr": 0.99},  # D_lambda 0: the highest HQNR, never the bar
+        "gsa": {"q2n": 0.88, "hqnr": 0.90},
+        "mtf_glp_hpm": {"q2n": 0.89, "hqnr": 0.85},
+        "crossdiff": {"q2n": 0.90, "hqnr": 0.93},
+    }
+    result = SceneEvaluation("s", "QuickBird", 4, ["b"] * 4, scores, empty[0], empty, empty)
+    table = markdown_table(result)
+    assert "- s: crossdiff HQNR 0.9300 beats best classical GSA-equivalent `gsa` 0.9000 " \
+        "(+0.0300)." in table
+    assert "- s: crossdiff Q2n 0.9000 beats best classical MTF-GLP-HPM-equivalent " \
+        "`mtf_glp_hpm` 0.8900 (+0.0100)." in table
+    del scores["crossdiff"]
+    assert "best classical" not in markdown_table(result)

@@ -1,10 +1,11 @@
-"""Picture panels (PAN, upsampled MS, every method on one crop) and reduced-resolution error maps.
+"""Picture panels (PAN, upsampled MS and the fused images on one crop) and reduced-resolution
+error maps.
 
-Every method of a scene is shown with one contrast stretch computed once from the upsampled MS
-(2nd-98th
+Every method shown is drawn with one contrast stretch computed once from the upsampled MS (2nd-98th
 percentile per displayed band), so differences in the pictures are differences in the images, not
-in the
-display. Error maps of all methods share one colour scale for the same reason.
+in the display. Error maps of all methods share one colour scale for the same reason. With the
+scene's scores, a panel shows CrossDiff, its variants and only the few best classical methods
+(``shown_methods``), so it stays readable when fifteen methods were evaluated.
 """
 
 from __future__ import annotations
@@ -19,12 +20,30 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from crossdiff_core.report.classical import is_crossdiff, top_classical  # noqa: E402
 from crossdiff_core.report.files import save_figure_atomic  # noqa: E402
 from crossdiff_core.report.panels_data import methods_of  # noqa: E402
 from crossdiff_core.sensors import get_sensor  # noqa: E402
 
 STRETCH_PERCENTILES = (2.0, 98.0)
 FALSE_COLOUR = ("nir", "red", "green")
+# Classical methods drawn beside CrossDiff and its variants when the scene's scores are known.
+PANEL_CLASSICAL = 3
+
+
+def shown_methods(
+    available: Sequence[str],
+    by_method: Mapping[str, Mapping[str, float]] | None = None,
+    classical: int = PANEL_CLASSICAL,
+) -> list[str]:
+    """The methods a panel draws: every one of ``available`` when ``by_method`` (the scene's
+    scores) is None; else the ``classical`` best classical methods by HQNR and Q2n (EXP excluded:
+    it is the upsampled MS tile), best first, then the CrossDiff methods."""
+    if by_method is None:
+        return list(available)
+    scored = {m: s for m, s in by_method.items() if m in available}
+    best = top_classical(scored, ("hqnr", "q2n"), classical)
+    return best + [m for m in available if is_crossdiff(m)]
 
 
 def display_bands(sensor: str, band_names: Sequence[str]) -> tuple[tuple[int, ...], str]:
@@ -73,11 +92,16 @@ def to_rgb(
     return np.clip(np.nan_to_num(rgb, nan=0.0), 0.0, 1.0)
 
 
-def render_scene_panel(panels: Mapping[str, np.ndarray], path: str | Path, title: str = "") -> Path:
-    """PAN, upsampled MS and every method's fusion on the crop, one stretch, as PNG."""
+def render_scene_panel(
+    panels: Mapping[str, np.ndarray],
+    path: str | Path,
+    title: str = "",
+    by_method: Mapping[str, Mapping[str, float]] | None = None,
+) -> Path:
+    """PAN, upsampled MS and the fusions of ``shown_methods`` on the crop, one stretch, as PNG."""
     band_names = [str(b) for b in panels["band_names"]]
     sensor = str(panels["sensor"])
-    methods = methods_of(panels)
+    methods = shown_methods(methods_of(panels), by_method)
     bands, colour_label = display_bands(sensor, band_names)
     low, high = stretch_limits(panels["ms_up"], bands)
 
@@ -126,14 +150,18 @@ ERROR_MAPS = {
 
 
 def render_error_maps(
-    panels: Mapping[str, np.ndarray], path: str | Path, kind: str = "sam", title: str = ""
+    panels: Mapping[str, np.ndarray],
+    path: str | Path,
+    kind: str = "sam",
+    title: str = "",
+    by_method: Mapping[str, Mapping[str, float]] | None = None,
 ) -> Path | None:
-    """Reduced-resolution error map of every method against ``reference_rr`` on one colour scale
-    (0 to the 99th percentile over all methods). Returns None when the panels hold no reduced
-    products."""
+    """Reduced-resolution error map of each of ``shown_methods`` against ``reference_rr`` on one
+    colour scale (0 to the 99th percentile over those methods). Returns None when the panels hold
+    no reduced products."""
     if kind not in ERROR_MAPS:
         raise ValueError(f"error map kind {kind!r} unknown: use one of {', '.join(ERROR_MAPS)}")
-    methods = methods_of(panels, reduced=True)
+    methods = shown_methods(methods_of(panels, reduced=True), by_method)
     if "reference_rr" not in panels or not methods:
         return None
     compute, label = ERROR_MAPS[kind]

@@ -15,8 +15,8 @@ def evaluate(
                        show_default=False),
     ],
     methods: Annotated[
-        str, typer.Option(help="Comma-separated baselines: exp, brovey, ihs, pca, gsa, mtf_glp, "
-                          "mtf_glp_hpm, mtf_glp_fs.")
+        str, typer.Option(help="Comma-separated baselines (exp, brovey, gsa, mtf_glp_hpm, ...), "
+                          "or all_classical for every one.")
     ] = "exp,brovey,gsa,mtf_glp_hpm",
     out: Annotated[
         Path, typer.Option(help="Folder for metrics.json, metrics_long.csv, tables/, panels/.")
@@ -39,16 +39,22 @@ def evaluate(
     from rich.table import Table
 
     from crossdiff_core.baselines import METHODS
-    from crossdiff_core.evaluation import FULL_INDICES, REDUCED_INDICES, evaluate_scene
+    from crossdiff_core.evaluation import (
+        FULL_INDICES,
+        REDUCED_INDICES,
+        evaluate_scene,
+        expand_methods,
+    )
     from crossdiff_core.evaluation_files import write_evaluation
     from crossdiff_core.io.store import find_scene_stores, open_scene
 
     console = Console(soft_wrap=True)
-    names = [m.strip().lower().replace("-", "_") for m in methods.split(",") if m.strip()]
+    names = expand_methods(
+        [m.strip().lower().replace("-", "_") for m in methods.split(",") if m.strip()])
     unknown = [n for n in names if n not in METHODS]
     if not names or unknown:
         console.print(f"[red]error:[/red] --methods: unknown {unknown or 'empty list'}; "
-                      f"choose from {', '.join(METHODS)}")
+                      f"choose from {', '.join(METHODS)}, or all_classical")
         raise typer.Exit(code=1)
     # Core functions, not the flow: a one-shot command gains nothing from a Prefect run (and would
     # pay the server start-up); the evaluate flow wraps the same functions for DVC and schedules.

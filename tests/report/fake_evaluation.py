@@ -20,7 +20,7 @@ SCENES = {
 
 
 def fake_metrics(seed: int = 0) -> dict[str, dict[str, dict[str, float]]]:
-    """Random but plausible values for every scene x method x index."""
+    """Random but plausible values for every scene x method x index (EXP best on HQNR and Q2n)."""
     rng = np.random.default_rng(seed)
     metrics: dict[str, dict[str, dict[str, float]]] = {}
     for scene_id in SCENES:
@@ -37,6 +37,9 @@ def fake_metrics(seed: int = 0) -> dict[str, dict[str, dict[str, float]]]:
                 else:
                     scores[index] = float(rng.uniform(0.6, 0.99))
             metrics[scene_id][method] = scores
+        # EXP tops HQNR and Q2n everywhere here, so a verdict that counted it as the best
+        # classical method would name it (it is excluded: D_lambda 0 by construction).
+        metrics[scene_id]["exp"].update(hqnr=0.995, q2n=0.995, d_lambda=0.0)
     return metrics
 
 

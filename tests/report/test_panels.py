@@ -3,6 +3,8 @@ stretch and one error scale for all methods."""
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import pytest
 
@@ -12,7 +14,14 @@ from crossdiff_core.report.panels_data import (
     panel_arrays,
     save_panel_arrays,
 )
-from crossdiff_core.report.pictures import display_bands, spectral_angle_map, stretch_limits
+from crossdiff_core.report.pictures import (
+    display_bands,
+    render_error_maps,
+    render_scene_panel,
+    shown_methods,
+    spectral_angle_map,
+    stretch_limits,
+)
 
 BANDS = ("blue", "green", "red", "nir")
 
@@ -71,3 +80,41 @@ def test_stretch_and_error_scale():
     angles = spectral_angle_map(reference, rotated)
     np.testing.assert_allclose(angles, 45.0)
     assert np.isnan(spectral_angle_map(np.zeros((2, 1, 1)), rotated[:, :1, :1])).all()
+
+
+FIFTEEN = (
+    "exp", "brovey", "ihs", "pca", "gsa", "mtf_glp", "mtf_glp_hpm", "mtf_glp_fs", "bdsd",
+    "bdsd_pc", "pracs", "awlp", "mf", "crossdiff_random_encoders", "crossdiff",
+)  # fmt: skip
+
+
+def _png_height(path) -> int:
+    with open(path, "rb") as handle:
+        header = handle.read(24)
+    assert header.startswith(b"\x89PNG")
+    return struct.unpack(">I", header[20:24])[0]
+
+
+def test_panel_of_fifteen_methods_shows_crossdiff_and_the_three_best_classical(tmp_path):
+    # Classical methods score higher the later they come; EXP scores highest of all but is the
+    # upsampled MS tile already, so it is never among the pictured classical methods.
+    scores = {m: {"hqnr": 0.7 + 0.01 * i, "q2n": 0.7 + 0.01 * i} for i, m in enumerate(FIFTEEN)}
+    scores["exp"] = {"hqnr": 0.999, "q2n": 0.999}
+    expected = ["mf", "awlp", "pracs", "crossdiff_random_encoders", "crossdiff"]
+    assert shown_methods(FIFTEEN, scores) == expected
+    assert shown_methods(FIFTEEN) == list(FIFTEEN)  # no scores: every method
+
+    rng = np.random.default_rng(4)
+    pan, ms_up = rng.uniform(100, 900, (32, 32)), rng.uniform(100, 900, (4, 32, 32))
+    reference = rng.uniform(100, 900, (4, 8, 8))
+    fused = {m: ms_up + i for i, m in enumerate(FIFTEEN)}
+    fused_rr = {m: reference + i for i, m in enumerate(FIFTEEN)}
+    panels = panel_arrays(pan, ms_up, fused, reference, fused_rr, BANDS, "QuickBird", crop=32)
+    # 2 + 5 tiles fit two rows of four; all 2 + 15 tiles need five.
+    few = _png_height(render_scene_panel(panels, tmp_path / "few.png", by_method=scores))
+    every = _png_height(render_scene_panel(panels, tmp_path / "all.png"))
+    assert few < 0.5 * every
+    # Error maps: 5 maps in two rows, all 15 in four.
+    few_errors = _png_height(render_error_maps(panels, tmp_path / "e.png", by_method=scores))
+    every_errors = _png_height(render_error_maps(panels, tmp_path / "ea.png"))
+    assert few_errors < 0.6 * every_errors

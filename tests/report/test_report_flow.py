@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import html
+import json
+import re
+from pathlib import Path
+
 import yaml
 from typer.testing import CliRunner
 
+from crossdiff_core.report.findings import classical_verdict
 from flows.cli import app
 from flows.report import main, report_flow
 
-from .fake_evaluation import write_fake_evaluation, write_fake_losses
+from .fake_evaluation import SCENES, write_fake_evaluation, write_fake_losses
 
 
 def test_report_flow_writes_report_and_calls_hook(tmp_path, prefect_server):
@@ -22,9 +28,22 @@ def test_report_flow_writes_report_and_calls_hook(tmp_path, prefect_server):
         tmp_path / "out",
         on_artifact=seen.append,
     )
-    assert markdown == tmp_path / "out" / "report.md"
-    assert (tmp_path / "out" / "report.html").stat().st_size > 1000
-    assert len(seen) == 8 and all(p.stat().st_size > 0 for p in seen)
+    out = tmp_path / "out"
+    assert markdown == out / "report.md"
+    figures = {f"{scene}_{kind}.png" for scene in SCENES for kind in ("panel", "errors")}
+    figures |= {"pretrain_losses.png", "adapt_losses.png"}
+    # Every figure, then both documents, each reported once.
+    assert sorted(p.name for p in seen[:-2]) == sorted(figures)
+    assert seen[-2:] == [markdown, out / "report.html"]
+    text, page = markdown.read_text(), (out / "report.html").read_text()
+    linked = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert sorted(Path(link).name for link in linked) == sorted(figures)
+    assert all((out / link).read_bytes().startswith(b"\x89PNG") for link in linked)
+    metrics = json.loads((metrics_dir / "metrics.json").read_text())
+    for scene_id, by_method in metrics.items():
+        for index in ("hqnr", "q2n"):
+            verdict = classical_verdict(scene_id, by_method, index)
+            assert verdict in text and html.escape(verdict) in page
 
 
 def test_main_reads_report_params(tmp_path, monkeypatch, prefect_server):
