@@ -93,6 +93,7 @@ def crossdiff_models_flow(
     pretrain_settings: dict,
     freeze_settings: dict,
     adapt_settings: dict,
+    full_encoders: str | None = None,
 ) -> dict[str, PerResolution]:
     """The CrossDiff methods of the evaluation, each as a (full, reduced) pair of models.
 
@@ -113,7 +114,10 @@ def crossdiff_models_flow(
     stores = find_scene_stores([Path(s) for s in scenes])
     reduced = [prepare_scene(str(store), root / "scenes", max_pan_size).reduced_store
                for store in stores]
+    # The ablation: random frozen twins of the very encoders CrossDiff uses (same layouts,
+    # timestep and feature reading), or random UNets of adapt.random_channels when there are none.
     random_settings = {**adapt_settings, "random_encoders": True}
+    reduced_encoders: str | None = None
     heads: dict[str, dict[str, Path]] = {}
     if "crossdiff" in wanted:
         pretrain_flow(scenes=reduced, out=str(root / "reduced" / "pretrain"),
@@ -122,12 +126,13 @@ def crossdiff_models_flow(
                                out=str(root / "reduced" / "encoders"), **freeze_settings)
         adapt_flow(scenes=reduced, out=str(root / "reduced" / "head"), encoders=encoders,
                    settings=adapt_settings)
+        reduced_encoders = encoders
         heads["crossdiff"] = {"full": Path(full_head), "reduced": root / "reduced" / "head"}
     if "crossdiff_random_encoders" in wanted:
         adapt_flow(scenes=scenes, out=str(root / "full" / "head_random"),
-                   settings=random_settings)
+                   encoders=full_encoders, settings=random_settings)
         adapt_flow(scenes=reduced, out=str(root / "reduced" / "head_random"),
-                   settings=random_settings)
+                   encoders=reduced_encoders, settings=random_settings)
         heads["crossdiff_random_encoders"] = {"full": root / "full" / "head_random",
                                               "reduced": root / "reduced" / "head_random"}
     return {name: PerResolution(full=model_method(paths["full"]),
@@ -159,6 +164,7 @@ def main(extra_methods: Mapping[str, Method] | None = None) -> None:
             pretrain_settings={k: v for k, v in pretrain.items() if k not in ("scenes", "out")},
             freeze_settings=freeze_settings_from(freeze, pretrain),
             adapt_settings={k: v for k, v in adapt.items() if k not in ("scenes", "out")},
+            full_encoders=str(adapt.get("encoders") or freeze["out"]),
         )
         scores = evaluate_flow(
             scenes=scenes,

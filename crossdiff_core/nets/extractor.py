@@ -540,12 +540,3 @@ def random_twin(extractor: FrozenExtractor, seed: int = 0) -> FrozenExtractor:
         timesteps=config["timesteps"], noise_seed=config["noise_seed"], pretrained=False,
         decoder_features=config.get("decoder_features", False),
     )
-
-
-def pad_to_multiple(image: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Reflect-pad the bottom/right of (N, C, H, W) so H and W are multiples of ``multiple``."""
-    height, width = image.shape[-2:]
-    pad_h, pad_w = (-height) % multiple, (-width) % multiple
-    if pad_h or pad_w:
-        image = F.pad(image, (0, pad_w, 0, pad_h), mode="replicate")
-    return image
