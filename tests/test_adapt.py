@@ -96,15 +96,28 @@ def test_cross_sensor_refuses_what_cannot_be_matched(qb, tmp_path):
 
 
 def test_random_encoder_ablation_and_d_s_loss_run(qb, tmp_path):
-    result = adapt_head(
-        [qb["store"]],
-        tmp_path / "random",
-        None,
-        tiny_settings(random_encoders=True, spatial_loss="d_s"),
-    )
+    from crossdiff_core.degrade import pan_mtf_kernel
+    from crossdiff_core.sensors import get_sensor
+    from crossdiff_core.train.losses import differentiable_d_s, mtf_blur
+    from crossdiff_core.train.patches import PatchDataset
+
+    settings = tiny_settings(random_encoders=True, spatial_loss="d_s")
+    result = adapt_head([qb["store"]], tmp_path / "random", None, settings)
     model = load_pansharpener(result.out)
     assert model.config["random_encoders"] is True
     assert not model.extractor.config["pretrained"]
+    # Step 1: the zero-initialised head returns the upsampled MS, so the spatial term logged must
+    # be D_s of the first batch's upsampled MS (not the local-correlation term).
+    dataset = PatchDataset([str(qb["store"])], settings.pan_patch, seed=settings.seed)
+    items = [dataset[i] for i in range(settings.batch_size)]
+    ms_up = torch.stack([item["ms_up"] for item in items])
+    pan = torch.stack([item["pan"] for item in items])
+    kernel = torch.from_numpy(pan_mtf_kernel(get_sensor("QuickBird"), 4)).float()[None]
+    expected = differentiable_d_s(ms_up, pan, ms_up, mtf_blur(pan, kernel), 32)
+    assert result.losses[0]["spatial"] == pytest.approx(float(expected), rel=1e-4)
+    correlation = adapt_head([qb["store"]], tmp_path / "lc", None,
+                             tiny_settings(random_encoders=True))
+    assert correlation.losses[0]["spatial"] != pytest.approx(result.losses[0]["spatial"])
 
 
 @pytest.mark.parametrize(
