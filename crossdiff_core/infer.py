@@ -9,7 +9,10 @@ coordinates (multiples of the model's stride and the ratio), and the model is lo
 beyond the context given. Rows are emitted as soon as no later window touches them: memory
 holds one strip of windows, whatever the scene size.
 
-The same machinery runs the classical baselines (``crossdiff_core.baselines.METHODS``).
+The classical baselines (``crossdiff_core.baselines.METHODS``) write through the same outputs,
+but are not tiled: their statistics and coefficients are global, so ``pansharpen_scene`` runs
+each on the whole scene lazily and computes it strip by strip (``BaselineFuser.iter_rows``),
+which gives the method's one-shot values whatever the scene size.
 """
 
 from __future__ import annotations
@@ -84,7 +87,13 @@ class ModelFuser:
 
 @dataclass
 class BaselineFuser:
-    """A classical method ``fuse(ms, pan, ratio, sensor)`` applied window by window."""
+    """A classical method ``fuse(ms, pan, ratio, sensor)``.
+
+    Whole scenes go through ``iter_rows`` (as ``pansharpen_scene`` does): the method's global
+    statistics over the whole scene, the same values as one in-memory call. ``fuse_windows``
+    (the ``WindowFuser`` protocol, e.g. ``fuse_tiled``) fuses each window on its own, with
+    statistics of that window: a stand-in for timing, not the method's result on the scene.
+    """
 
     method: Callable
     ratio: int
@@ -103,6 +112,20 @@ class BaselineFuser:
                 for m, p in zip(ms, pan, strict=True)
             ]
         )
+
+    def iter_rows(
+        self, ms: da.Array | np.ndarray, pan: da.Array | np.ndarray, progress: bool = False
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield (first scene row, fused rows (B, n, W) float32) from top to bottom: the method
+        on the whole scene, computed strip by strip (``baselines.scene.iter_fused_rows``)."""
+        from crossdiff_core.baselines.scene import iter_fused_rows
+
+        check_scene_fits(tuple(pan.shape), tuple(ms.shape), self, "pansharpen")
+        with tqdm(total=pan.shape[0], desc="pansharpen", unit="row",
+                  disable=not progress or None) as bar:
+            for first, rows in iter_fused_rows(self.method, ms, pan, self.ratio, self.sensor):
+                yield first, rows.astype(np.float32)
+                bar.update(rows.shape[1])
 
 
 def baseline_fuser(name: str, scene: Scene) -> BaselineFuser:
@@ -514,8 +537,12 @@ def _write_fused(
     """Fuse ``scene`` strip by strip into ``writer`` and finish it; on any failure, abort it
     (nothing partial is left)."""
     pan_data, ms_data = scene.pan.data, scene.ms.data
+    if isinstance(fuser, BaselineFuser):
+        rows = fuser.iter_rows(ms_data, pan_data, progress=tiling.get("progress", False))
+    else:
+        rows = iter_fused_rows(ms_data, pan_data, fuser, **tiling)
     try:
-        for first, block in iter_fused_rows(ms_data, pan_data, fuser, **tiling):
+        for first, block in rows:
             values = to_output_dtype(block, scene.ms.dtype, nodata)
             if nodata is not None:
                 pan_rows, ms_rows = da.compute(
@@ -551,6 +578,8 @@ def pansharpen_scene(
     The output has the scene's CRS and transform, band names, the MS's DN dtype and nodata value
     (pixels where the PAN or any MS band is nodata stay nodata). It is written under a hidden
     temporary name and renamed when complete; an existing ``out`` is refused unless ``overwrite``.
+    The tiling (``tile``, ``context``, ``blend``, ``batch_size``) applies to models; a
+    ``BaselineFuser`` runs its method on the whole scene, strip by strip.
     """
     out = check_output(out, fmt, overwrite)
     check_scene_fits(tuple(scene.pan.shape), tuple(scene.ms.shape), fuser, str(out))

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
+import dask
 import dask.array as da
+import numpy as np
 import xarray as xr
+from dask._task_spec import DataNode  # dask is pinned in pyproject.toml
+from dask.local import get_sync
 
 from crossdiff_core.baselines import get_method
 from crossdiff_core.scene import Scene
+
+STRIP_ROWS = 128  # PAN rows computed at a time by ``iter_fused_rows`` (a multiple of the ratio)
 
 
 def fuse_scene(scene: Scene, method: str | Callable) -> xr.DataArray:
@@ -27,3 +33,72 @@ def fuse_scene(scene: Scene, method: str | Callable) -> xr.DataArray:
     name = method if isinstance(method, str) else getattr(method, "__name__", "fused")
     return xr.DataArray(fused, dims=("band", "y", "x"), coords=coords, name="fused",
                         attrs={"method": name, "sensor": scene.sensor.name, "units": "DN"})
+
+
+def iter_fused_rows(
+    method: Callable,
+    ms: da.Array | np.ndarray,
+    pan: da.Array | np.ndarray,
+    ratio: int,
+    sensor,
+    strip_rows: int = STRIP_ROWS,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """The whole-scene fusion ``method(ms, pan, ratio, sensor)``, yielded top to bottom as
+    (first PAN row, rows (B, n, W) float64): the same values as one call on the whole scene in
+    memory (global statistics over all of it, the method's own borders at the scene's edges).
+
+    The method runs lazily on the scene's dask arrays rechunked to strips of ``strip_rows`` PAN
+    rows (fewer where the scene's own chunks are shorter) by its chunk width (its global
+    statistics are computed first, over the whole scene); see ``iter_row_blocks`` for how the
+    strips are computed with bounded memory.
+    """
+    ms, pan = da.asarray(ms), da.asarray(pan)
+    rows = max(ratio, min(strip_rows, pan.chunksize[0]) // ratio * ratio)
+    columns = pan.chunksize[1]
+    ms = ms.rechunk((-1, rows // ratio, max(1, columns // ratio)))
+    pan = pan.rechunk((rows, max(ratio, columns // ratio * ratio)))
+    yield from iter_row_blocks(method(ms, pan, ratio, sensor))
+
+
+def iter_row_blocks(array: da.Array) -> Iterator[tuple[int, np.ndarray]]:
+    """Compute a lazy (B, H, W) array one chunk row at a time, top to bottom; yield (first row,
+    rows (B, n, W)).
+
+    Every task runs once: results that a later chunk row still needs (the upstream chunks its
+    overlaps reach into) are kept until that row is done, and nothing else is. Memory therefore
+    holds one chunk row of the pipeline plus those carried chunks, whatever the scene height,
+    where dask's own scheduling of the whole graph may hold far more on wide scenes.
+    """
+    if array.ndim != 3:
+        raise ValueError(f"expected a (band, y, x) array, got shape {array.shape}")
+    if array.numblocks[0] != 1:
+        array = array.rechunk({0: -1})
+    (array,) = dask.optimize(array)
+    graph = dict(array.__dask_graph__())
+    row_keys = [list(row) for row in array.__dask_keys__()[0]]
+    dependencies = {key: task.dependencies for key, task in graph.items()}
+    last_row: dict = {}  # key -> last chunk row that needs it
+    needs = []
+    for index, keys in enumerate(row_keys):
+        need, stack = set(), list(keys)
+        while stack:
+            key = stack.pop()
+            if key not in need:
+                need.add(key)
+                stack.extend(dependencies[key])
+        needs.append(need)
+        for key in need:
+            last_row[key] = index
+    carried: dict = {}
+    first = 0
+    for index, (keys, need) in enumerate(zip(row_keys, needs, strict=True)):
+        subgraph = {key: DataNode(key, carried[key]) if key in carried else graph[key]
+                    for key in need}
+        keep = [key for key in need if last_row[key] > index and key not in carried]
+        results = get_sync(subgraph, keys + keep)
+        carried.update(zip(keep, results[len(keys):], strict=True))
+        for key in [key for key in carried if last_row[key] <= index]:
+            del carried[key]
+        rows = np.concatenate(results[: len(keys)], axis=-1)
+        yield first, rows
+        first += rows.shape[-2]

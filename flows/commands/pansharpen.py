@@ -38,7 +38,9 @@ def pansharpen(
     ] = None,
     fmt: Annotated[str, typer.Option("--format", help="cog or zarr.")] = "cog",
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
-    tile: Annotated[int, typer.Option(help="Window edge in PAN pixels.")] = 640,
+    tile: Annotated[int, typer.Option(
+        help="Window edge in PAN pixels (models; a baseline runs on the whole scene, strip by "
+        "strip, with its global statistics).")] = 640,
     batch_size: Annotated[int, typer.Option(help="Windows per forward (more on a GPU).")] = 1,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
 ) -> None:
