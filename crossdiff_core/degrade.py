@@ -284,15 +284,17 @@ def interp23tap_dask(ms: da.Array, ratio: int) -> da.Array:
         raise ValueError(f"ms must be (band, y, x), got shape {ms.shape}")
     if ratio not in (2, 4, 8):
         raise ValueError(f"interp23tap supports ratios 2, 4 and 8, got {ratio!r}")
-    depth = _INTERP_DEPTH
-    ms = _min_chunk(ms.rechunk({0: -1}), depth).astype(np.float64)
+    ms = _min_chunk(ms.rechunk({0: -1}), _INTERP_DEPTH).astype(np.float64)
     # 'periodic' reproduces the circular border at the scene edges; inside, overlaps are real data.
-    extended = da.overlap.overlap(ms, depth={1: depth, 2: depth},
-                                  boundary={1: "periodic", 2: "periodic"})
-    trim = depth * ratio
+    # An axis in one chunk needs no overlap (interp23tap's own borders are circular), and a small
+    # image may be shorter than the overlap, which dask refuses.
+    depth = {axis: _INTERP_DEPTH if ms.numblocks[axis] > 1 else 0 for axis in (1, 2)}
+    extended = da.overlap.overlap(ms, depth=depth, boundary={1: "periodic", 2: "periodic"})
+    rows, cols = (slice(depth[axis] * ratio, -depth[axis] * ratio or None) for axis in (1, 2))
 
     def upsample_block(block: np.ndarray) -> np.ndarray:
-        return interp23tap(block, ratio)[:, trim:-trim, trim:-trim]
+        # A copy: a view would keep the whole extended block alive as long as the chunk.
+        return np.ascontiguousarray(interp23tap(block, ratio)[:, rows, cols])
 
     out_chunks = (ms.chunks[0], tuple(c * ratio for c in ms.chunks[1]),
                   tuple(c * ratio for c in ms.chunks[2]))
@@ -301,7 +303,7 @@ def interp23tap_dask(ms: da.Array, ratio: int) -> da.Array:
 
 def _shrink_block(block: np.ndarray, ratio: int, trim: int) -> np.ndarray:
     out = imresize_bicubic(block, 1.0 / ratio)
-    return out[..., trim:-trim, trim:-trim]
+    return np.ascontiguousarray(out[..., trim:-trim, trim:-trim])
 
 
 def imresize_shrink_dask(image: da.Array, ratio: int) -> da.Array:
@@ -330,7 +332,12 @@ def decimate_dask(image: da.Array, ratio: int) -> da.Array:
     image = _require_chunk_multiple(image, ratio)
     lead = image.chunks[:-2]
     out_chunks = (*lead, *(tuple(c // ratio for c in ch) for ch in image.chunks[-2:]))
-    return image.map_blocks(decimate, ratio=ratio, chunks=out_chunks, dtype=image.dtype)
+    return image.map_blocks(_decimate_block, ratio=ratio, chunks=out_chunks, dtype=image.dtype)
+
+
+def _decimate_block(block: np.ndarray, ratio: int) -> np.ndarray:
+    # A copy: the strided view would keep the whole full-resolution block alive.
+    return np.ascontiguousarray(decimate(block, ratio))
 
 
 def wald_degrade_dask(ms: da.Array, pan: da.Array, ratio: int,

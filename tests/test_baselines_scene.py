@@ -26,7 +26,6 @@ from crossdiff_core.synthetic import synthetic_scene_arrays
 
 SENSORS = ("QuickBird", "WorldView-3")  # 4 and 8 bands
 MS_SHAPE = (24, 20)  # PAN 96 x 80: 2 x 2 chunks of 48 PAN pixels (12 MS), the last ones narrower
-# (an MS side under 20 px, the MTF kernels' half-width, is too small for the lazy BDSD)
 CHUNK = 48
 RELATIVE = 1e-3
 

@@ -143,7 +143,8 @@ def bicubic_round_trip(image: Array, ratio: int) -> Array:
     trim = depth * ratio
 
     def enlarge(block: np.ndarray) -> np.ndarray:
-        return degrade.imresize_bicubic(block, ratio)[..., trim:-trim, trim:-trim]
+        return np.ascontiguousarray(
+            degrade.imresize_bicubic(block, ratio)[..., trim:-trim, trim:-trim])
 
     chunks = (*small.chunks[:-2], *(tuple(c * ratio for c in ch) for ch in small.chunks[-2:]))
     return extended.map_blocks(enlarge, chunks=chunks, dtype=np.float64)
@@ -156,9 +157,9 @@ def _map_local(image: da.Array, function, depth: int, multiple: int = 1, **kwarg
     axes = (image.ndim - 2, image.ndim - 1)
     if image.ndim == 3:
         image = image.rechunk({0: -1})
-    return image.map_overlap(
-        function, depth=dict.fromkeys(axes, depth), boundary="none", dtype=np.float64, **kwargs
-    )
+    # An axis in one chunk needs no overlap (and a small image may be shorter than the depth).
+    depths = {axis: depth if image.numblocks[axis] > 1 else 0 for axis in axes}
+    return image.map_overlap(function, depth=depths, boundary="none", dtype=np.float64, **kwargs)
 
 
 def _align_chunks(image: da.Array, depth: int, multiple: int) -> da.Array:

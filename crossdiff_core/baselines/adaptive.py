@@ -4,11 +4,13 @@ and PRACS (partial replacement adaptive component substitution), as the referenc
 implements them.
 
 Each method estimates its coefficients once per scene: a pass over the data accumulates the
-normal equations (sums of products of a few images over all pixels, chunk by chunk for dask
-input; PRACS first needs the band means and standard deviations, one pass more), a tiny
-(B + 1)-variable problem is solved in memory, and the fusion rule is then applied pixel by pixel
-(numpy in memory, dask chunk by chunk, same values to rounding). Memory stays bounded by a chunk
-and a few (at most 3B + 2 square) matrices of sums, whatever the scene size. There is no
+normal equations (sums of products of a few images over all pixels; for dask input one small
+matrix per chunk, the rows of chunks computed top to bottom; PRACS first needs the band means and
+standard deviations, one pass more), a tiny (B + 1)-variable problem is solved in memory, and the
+fusion rule is then applied pixel by pixel (numpy in memory, dask chunk by chunk, same values to
+rounding). Memory stays bounded by a row of chunks of the pipeline (and the few chunks its
+overlaps read from the next rows) and a few (at most 3B + 2 square) matrices of sums, whatever
+the scene size. There is no
 block-wise (local) variant: the toolbox's BDSD on S x S blocks is only reproduced when its block
 is the whole image, as in the toolbox's benchmark call.
 
@@ -20,7 +22,6 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import dask
 import dask.array as da
 import numpy as np
 from scipy.optimize import nnls
@@ -28,10 +29,11 @@ from scipy.optimize import nnls
 from crossdiff_core import degrade
 from crossdiff_core.baselines._arrays import (
     Array,
+    band_moments,
+    block_reduce,
     check_inputs,
     filter_stack,
     is_lazy,
-    materialise,
     shrink,
     upsample,
 )
@@ -65,7 +67,7 @@ def bdsd(ms: Array, pan: Array, ratio: int, sensor: str | Sensor) -> Array:
     n_bands = ms.shape[0]
     phase = _BDSD_PAN_PHASE if ratio > _BDSD_PAN_PHASE else ratio // 2
     ms_orig, ms_low, pan_low = _reduced_scale(ms_up, pan, ratio, sensor, phase)
-    (sums,) = materialise(_sums_of_products([ms_low, pan_low[None], ms_orig - ms_low]))
+    sums = _sums_of_products([ms_low, pan_low[None], ms_orig - ms_low])
     regressors = slice(0, n_bands + 1)
     details = slice(n_bands + 1, 2 * n_bands + 1)
     gains = _solve(sums[regressors, regressors], sums[regressors, details], "BDSD")
@@ -84,7 +86,7 @@ def bdsd_pc(ms: Array, pan: Array, ratio: int, sensor: str | Sensor) -> Array:
     ms_up = upsample(ms, ratio)
     n_bands = ms.shape[0]
     ms_orig, ms_low, pan_low = _reduced_scale(ms_up, pan, ratio, sensor, ratio // 2)
-    (sums,) = materialise(_sums_of_products([pan_low[None], ms_low, ms_orig - ms_low]))
+    sums = _sums_of_products([pan_low[None], ms_low, ms_orig - ms_low])
     regressors = slice(0, n_bands + 1)
     normal = sums[regressors, regressors]
     signs = np.concatenate([[1.0], -np.ones(n_bands)])  # PAN gain >= 0, MS gains <= 0
@@ -110,9 +112,8 @@ def pracs(ms: Array, pan: Array, ratio: int, sensor: str | Sensor) -> Array:
     """
     ms, pan = check_inputs(ms, pan, ratio)
     ms_up = upsample(ms, ratio)
-    band_means, band_stds, pan_mean, pan_std = materialise(
-        ms_up.mean(axis=(1, 2)), ms_up.std(axis=(1, 2), ddof=1), pan.mean(), pan.std(ddof=1)
-    )
+    band_means, band_stds = band_moments(ms_up)
+    pan_mean, pan_std = band_moments(pan)
     if pan_std == 0:
         raise ValueError("pan is constant: there is no detail to inject")
     if (band_stds == 0).any():
@@ -123,16 +124,14 @@ def pracs(ms: Array, pan: Array, ratio: int, sensor: str | Sensor) -> Array:
     matched_low = _enlarge(shrink(matched, ratio), ratio)
     # Everything near zero mean before the sums of products: they stay well conditioned.
     ones = matched[:1] * 0 + 1
-    (sums,) = materialise(
-        _sums_of_products(
-            [
-                ones,
-                matched - pan_mean,
-                (pan_low - pan_mean)[None],
-                matched_low - pan_mean,
-                ms_up - band_means[:, None, None],
-            ]
-        )
+    sums = _sums_of_products(
+        [
+            ones,
+            matched - pan_mean,
+            (pan_low - pan_mean)[None],
+            matched_low - pan_mean,
+            ms_up - band_means[:, None, None],
+        ]
     )
     return _pracs_fuse(ms_up, pan, matched, _pracs_coefficients(sums, pan_mean, band_stds))
 
@@ -209,22 +208,18 @@ def _reduced_scale(
     return ms_orig, ms_low, pan_low
 
 
-def _sums_of_products(images: list[Array]) -> Array:
+def _sums_of_products(images: list[Array]) -> np.ndarray:
     """Sums over pixels of the products of every pair of images: images are (k_i, y, x) on one
-    grid, stacked to (K, y, x) -> (K, K). Dask input: one small matrix per chunk, then summed."""
+    grid, stacked to (K, y, x) -> (K, K). Dask input: one small matrix per chunk, summed as the
+    rows of chunks are computed, top to bottom (``block_reduce``: bounded memory)."""
     if not is_lazy(images[0]):
         flats = [np.reshape(image, (image.shape[0], -1)) for image in images]
         return np.block([[first @ second.T for second in flats] for first in flats])
-    grid = images[0].rechunk({0: -1}).chunks[1:]
-    stack = da.concatenate([image.rechunk({0: -1, 1: grid[0], 2: grid[1]}) for image in images])
-    stack = stack.rechunk({0: -1})
-    parts = [dask.delayed(_block_sums)(block) for block in stack.to_delayed().ravel()]
-    size = stack.shape[0]
-    return da.from_delayed(dask.delayed(sum)(parts), shape=(size, size), dtype=np.float64)
+    return block_reduce(_block_sums, images)
 
 
-def _block_sums(block: np.ndarray) -> np.ndarray:
-    flat = block.reshape(block.shape[0], -1)
+def _block_sums(*blocks: np.ndarray) -> np.ndarray:
+    flat = np.concatenate([block.reshape(block.shape[0], -1) for block in blocks])
     return flat @ flat.T
 
 
@@ -342,7 +337,8 @@ def _enlarge(image: Array, ratio: int) -> Array:
     trim = _ENLARGE_DEPTH * ratio
 
     def enlarge_block(block: np.ndarray) -> np.ndarray:
-        return degrade.imresize_bicubic(block, ratio)[..., trim:-trim, trim:-trim]
+        return np.ascontiguousarray(
+            degrade.imresize_bicubic(block, ratio)[..., trim:-trim, trim:-trim])
 
     chunks = (
         *image.chunks[:-2],

@@ -13,14 +13,18 @@ Every function: ms (B, h, w), pan (ratio h, ratio w) in DN, numpy or dask -> fus
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from crossdiff_core import degrade
 from crossdiff_core.baselines._arrays import (
     Array,
     band_mean,
+    block_reduce,
     check_inputs,
     filter_stack,
+    is_lazy,
     materialise,
     mtf_lowpass_pan,
     upsample,
@@ -79,14 +83,37 @@ def mtf_glp_fs(ms: Array, pan: Array, ratio: int, sensor: str | Sensor) -> Array
     ms, pan = check_inputs(ms, pan, ratio)
     ms_up = upsample(ms, ratio)
     pan_low = mtf_lowpass_pan(pan, ratio, sensor, ms.shape[0], ms_up)
-    pan_mean, up_means, low_means = materialise(pan.mean(), band_mean(ms_up), band_mean(pan_low))
-    pan_centred = (pan - pan_mean)[None]
-    cov_ms, cov_low = materialise(((ms_up - up_means) * pan_centred).sum(axis=(1, 2)),
-                                  ((pan_low - low_means) * pan_centred).sum(axis=(1, 2)))
+    if is_lazy(ms_up):
+        # Two passes over the scene, row of chunks by row of chunks (bounded memory).
+        sums = block_reduce(_block_band_sums, [pan, ms_up, pan_low])
+        means = sums / (pan.shape[0] * pan.shape[1])
+        pan_mean = means[0]
+        up_means, low_means = means[1:].reshape(2, -1, 1, 1)
+        cov_ms, cov_low = block_reduce(
+            partial(_block_covariances, pan_mean, up_means, low_means), [pan, ms_up, pan_low])
+    else:
+        pan_mean, up_means, low_means = materialise(
+            pan.mean(), band_mean(ms_up), band_mean(pan_low))
+        pan_centred = (pan - pan_mean)[None]
+        cov_ms, cov_low = materialise(((ms_up - up_means) * pan_centred).sum(axis=(1, 2)),
+                                      ((pan_low - low_means) * pan_centred).sum(axis=(1, 2)))
     if (cov_low == 0).any():
         raise ValueError("the low-passed PAN does not vary: MTF-GLP-FS gains are undefined")
     gains = cov_ms / cov_low
     return ms_up + gains[:, None, None] * (pan[None] - pan_low)
+
+
+def _block_band_sums(*blocks: np.ndarray) -> np.ndarray:
+    """Sums over the block of each band of each image (k_i, y, x), one after the other."""
+    return np.concatenate([block.sum(axis=(1, 2)) for block in blocks])
+
+
+def _block_covariances(pan_mean: float, up_means: np.ndarray, low_means: np.ndarray,
+                       pan: np.ndarray, ms_up: np.ndarray, pan_low: np.ndarray) -> np.ndarray:
+    """Sums over the block of (MS_b - mean) (PAN - mean) and (low-pass_b - mean) (PAN - mean)."""
+    pan_centred = pan - pan_mean
+    return np.stack([((ms_up - up_means) * pan_centred).sum(axis=(1, 2)),
+                     ((pan_low - low_means) * pan_centred).sum(axis=(1, 2))])
 
 
 def mtf_glp_hpm_r(ms: Array, pan: Array, ratio: int, sensor: str | Sensor) -> Array:

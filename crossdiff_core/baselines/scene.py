@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-import dask
 import dask.array as da
 import numpy as np
 import xarray as xr
-from dask._task_spec import DataNode  # dask is pinned in pyproject.toml
-from dask.local import get_sync
 
 from crossdiff_core.baselines import get_method
+from crossdiff_core.baselines._arrays import iter_block_rows
 from crossdiff_core.scene import Scene
 
 STRIP_ROWS = 128  # PAN rows computed at a time by ``iter_fused_rows`` (a multiple of the ratio)
@@ -73,32 +71,8 @@ def iter_row_blocks(array: da.Array) -> Iterator[tuple[int, np.ndarray]]:
         raise ValueError(f"expected a (band, y, x) array, got shape {array.shape}")
     if array.numblocks[0] != 1:
         array = array.rechunk({0: -1})
-    (array,) = dask.optimize(array)
-    graph = dict(array.__dask_graph__())
-    row_keys = [list(row) for row in array.__dask_keys__()[0]]
-    dependencies = {key: task.dependencies for key, task in graph.items()}
-    last_row: dict = {}  # key -> last chunk row that needs it
-    needs = []
-    for index, keys in enumerate(row_keys):
-        need, stack = set(), list(keys)
-        while stack:
-            key = stack.pop()
-            if key not in need:
-                need.add(key)
-                stack.extend(dependencies[key])
-        needs.append(need)
-        for key in need:
-            last_row[key] = index
-    carried: dict = {}
     first = 0
-    for index, (keys, need) in enumerate(zip(row_keys, needs, strict=True)):
-        subgraph = {key: DataNode(key, carried[key]) if key in carried else graph[key]
-                    for key in need}
-        keep = [key for key in need if last_row[key] > index and key not in carried]
-        results = get_sync(subgraph, keys + keep)
-        carried.update(zip(keep, results[len(keys):], strict=True))
-        for key in [key for key in carried if last_row[key] <= index]:
-            del carried[key]
-        rows = np.concatenate(results[: len(keys)], axis=-1)
+    for blocks in iter_block_rows(array, 1):
+        rows = np.concatenate(blocks, axis=-1)
         yield first, rows
         first += rows.shape[-2]
