@@ -14,8 +14,8 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from crossdiff_core.atomic import atomic_write
 from crossdiff_core.evaluation import FULL_INDICES, REDUCED_INDICES, SceneEvaluation
-from crossdiff_core.report.files import write_text_atomic
 from crossdiff_core.report.findings import CROSSDIFF, scene_findings
 from crossdiff_core.report.panels_data import panel_arrays, save_panel_arrays
 
@@ -60,15 +60,15 @@ def write_evaluation(results: Sequence[SceneEvaluation], out: str | Path,
                      panel_crop: int = 256) -> dict[str, Path]:
     """Write every output file; returns their paths by kind."""
     out = Path(out)
-    written = {"metrics": write_text_atomic(
+    written = {"metrics": atomic_write(
         out / "metrics.json", json.dumps(metrics_mapping(results), indent=2) + "\n")}
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=LONG_COLUMNS)
     writer.writeheader()
     writer.writerows(long_rows(results))
-    written["long_csv"] = write_text_atomic(out / "metrics_long.csv", buffer.getvalue())
+    written["long_csv"] = atomic_write(out / "metrics_long.csv", buffer.getvalue())
     for result in results:
-        written[f"table:{result.scene_id}"] = write_text_atomic(
+        written[f"table:{result.scene_id}"] = atomic_write(
             out / "tables" / f"{result.scene_id}.md", markdown_table(result))
         panels = panel_arrays(result.pan, result.ms_up, result.fused_full, result.ms,
                               result.fused_reduced, result.band_names, result.sensor,

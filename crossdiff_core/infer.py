@@ -18,9 +18,6 @@ which gives the method's one-shot values whatever the scene size.
 from __future__ import annotations
 
 import math
-import os
-import shutil
-import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -33,6 +30,7 @@ import rioxarray  # noqa: F401  (registers the .rio accessor the writers use)
 import xarray as xr
 from tqdm.auto import tqdm
 
+from crossdiff_core.atomic import atomic_folder, atomic_write
 from crossdiff_core.io.windows import gdal_cache_env
 from crossdiff_core.scene import Scene
 
@@ -381,14 +379,13 @@ class _BlockRows:
 
 
 class _GeoTiffWriter:
-    """Rows into a tiled GeoTIFF at ``partial``; ``finish`` turns it into a COG at ``target``."""
+    """Rows into a tiled GeoTIFF beside ``path``; ``finish`` turns it into a COG at ``path``."""
 
     chunk = 256
 
     def __init__(
         self,
-        partial: Path,
-        target: Path,
+        path: Path,
         scene: Scene,
         dtype: np.dtype,
         nodata: float | None,
@@ -396,8 +393,8 @@ class _GeoTiffWriter:
     ) -> None:
         import rasterio
 
-        self.partial, self.target = partial, target
-        self.scratch = partial.with_name(partial.name + ".strips.tif")
+        self.path = path
+        self.scratch = path.with_name(path.name + ".strips.tif")
         height, width = scene.pan.shape
         profile = {
             "driver": "GTiff",
@@ -441,36 +438,33 @@ class _GeoTiffWriter:
             warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
             raster_copy(
                 self.scratch,
-                self.partial,
+                self.path,
                 driver="COG",
                 compress="DEFLATE",
                 BIGTIFF="IF_SAFER",
                 overview_resampling="average",
             )
         self.scratch.unlink()
-        os.replace(self.partial, self.target)
 
     def abort(self) -> None:
         self.dataset.close()
         self.scratch.unlink(missing_ok=True)
-        self.partial.unlink(missing_ok=True)
 
 
 class _ZarrWriter:
-    """Rows into a Zarr store (variable ``fused`` (band, y, x) on the PAN grid) at ``partial``."""
+    """Rows into a Zarr store (variable ``fused`` (band, y, x) on the PAN grid) at ``path``."""
 
     chunk = 512
 
     def __init__(
         self,
-        partial: Path,
-        target: Path,
+        path: Path,
         scene: Scene,
         dtype: np.dtype,
         nodata: float | None,
         band_names: list[str],
     ) -> None:
-        self.partial, self.target = partial, target
+        self.path = path
         height, width = scene.pan.shape
         template = xr.DataArray(
             da.zeros(
@@ -492,7 +486,7 @@ class _ZarrWriter:
             {"sensor": scene.attrs.get("sensor"), "source_scene": scene.attrs.get("scene_id")}
         )
         self.template = template
-        template.to_dataset().to_zarr(partial, compute=False, mode="w", consolidated=True)
+        template.to_dataset().to_zarr(path, compute=False, mode="w", consolidated=True)
         self.rows = _BlockRows(self.chunk, self._write_rows)
 
     def write(self, first: int, block: np.ndarray) -> None:
@@ -504,15 +498,14 @@ class _ZarrWriter:
         piece = self.template.isel(y=region).copy(data=rows)
         piece = piece.drop_vars([c for c in piece.coords if c not in ("band", "y", "x")])
         piece.to_dataset().to_zarr(
-            self.partial, region={"band": slice(None), "y": region, "x": slice(None)}
+            self.path, region={"band": slice(None), "y": region, "x": slice(None)}
         )
 
     def finish(self) -> None:
         self.rows.flush()
-        os.replace(self.partial, self.target)
 
     def abort(self) -> None:
-        shutil.rmtree(self.partial, ignore_errors=True)
+        pass  # the folder is removed by ``atomic_folder``
 
 
 def check_output(out: str | Path, fmt: str, overwrite: bool) -> Path:
@@ -535,7 +528,7 @@ def _write_fused(
     **tiling,
 ) -> None:
     """Fuse ``scene`` strip by strip into ``writer`` and finish it; on any failure, abort it
-    (nothing partial is left)."""
+    (it closes what it opened; the atomic write removes what was written)."""
     pan_data, ms_data = scene.pan.data, scene.ms.data
     if isinstance(fuser, BaselineFuser):
         rows = fuser.iter_rows(ms_data, pan_data, progress=tiling.get("progress", False))
@@ -586,37 +579,22 @@ def pansharpen_scene(
     band_names = band_names or scene.band_names
     dtype = scene.ms.dtype
     nodata = scene.attrs.get("nodata")
-    partial = out.with_name(f".{out.name}.partial-{uuid.uuid4().hex[:8]}")
     writer_type = _GeoTiffWriter if fmt == "cog" else _ZarrWriter
     # GDAL's block cache (5 % of RAM by default) would keep every written block of the output:
     # cap it at one block row of the output on top of the small reading allowance.
     block_row_bytes = writer_type.chunk * scene.pan.shape[1] * len(band_names) * dtype.itemsize
-    with gdal_cache_env(block_row_bytes):
-        writer = writer_type(
-            partial, partial.with_name(partial.name + ".done"), scene, dtype, nodata, band_names
-        )
-        _write_fused(
-            scene,
-            fuser,
-            writer,
-            nodata,
-            tile=tile,
-            context=context,
-            blend=blend,
-            batch_size=batch_size,
-            progress=progress,
-        )
-    finished = writer.target
-    if out.exists():
-        retired = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
-        os.replace(out, retired)
-        os.replace(finished, out)
-        if retired.is_dir():
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            retired.unlink(missing_ok=True)
+    tiling = {"tile": tile, "context": context, "blend": blend, "batch_size": batch_size,
+              "progress": progress}
+
+    def build(path: Path) -> None:
+        with gdal_cache_env(block_row_bytes):
+            writer = writer_type(path, scene, dtype, nodata, band_names)
+            _write_fused(scene, fuser, writer, nodata, **tiling)
+
+    if fmt == "cog":
+        atomic_write(out, build)
     else:
-        os.replace(finished, out)
+        atomic_folder(out, build)
     return out
 
 

@@ -237,9 +237,9 @@ def save_pansharpener(model: Pansharpener, folder: str | Path) -> Path:
     (folder / CONFIG_FILE).unlink(missing_ok=True)
     for name, module in ((EXTRACTOR_WEIGHTS, model.extractor), (HEAD_WEIGHTS, model.head)):
         state = {key: value.detach().cpu() for key, value in module.state_dict().items()}
-        atomic_write(folder / name, lambda handle, state=state: torch.save(state, handle))
+        atomic_write(folder / name, lambda temporary, state=state: torch.save(state, temporary))
     text = json.dumps(document, indent=2, sort_keys=True).encode()
-    atomic_write(folder / CONFIG_FILE, lambda handle: handle.write(text))
+    atomic_write(folder / CONFIG_FILE, text)
     return folder
 
 

@@ -17,9 +17,6 @@ only once complete, so a failure never leaves a partial store where readers look
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import uuid
 import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -32,10 +29,10 @@ import zarr
 from numcodecs import Blosc
 from zarr.codecs import BloscCodec, BytesCodec
 
+from crossdiff_core.atomic import atomic_folder
 from crossdiff_core.scene import Scene
 
 STORE_SUFFIX = ".zarr"
-_TEMP_MARK = ".partial-"
 _REQUIRED_ATTRS = ("sensor", "ratio", "scene_id", "bit_depth", "scale_max")
 BLOSC_BLOCK_BYTES = 256 * 1024
 
@@ -133,56 +130,60 @@ def write_scene_store(
         raise FileExistsError(
             f"scene store {target} already exists (pass overwrite/--force to replace it)"
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(f".{target.name}{_TEMP_MARK}{uuid.uuid4().hex[:8]}")
-
     ms_chunk = chunk_size // ratio
     pan_ds = _prepare(pan, "pan", (chunk_size, chunk_size))
     ms_ds = _prepare(ms, "ms", (ms.sizes["band"], ms_chunk, ms_chunk))
-    try:
-        root = zarr.open_group(str(temporary), mode="w", zarr_format=3)
-        root.attrs.update(_plain(attrs))
-        # xarray writes the metadata, coordinates and CRS now. The pixel chunks are written by one
-        # task per chunk that also summarises it (min, max, nodata and NaN counts per band) and
-        # returns only that summary: each source chunk is read once and freed at once, so memory
-        # stays bounded whatever the scene size.
-        for group, dataset in (("pan", pan_ds), ("ms", ms_ds)):
-            dataset.to_zarr(str(temporary), group=group, mode="w", zarr_format=3,
-                            consolidated=False, compute=False)
-        nodata = attrs.get("nodata")
-        tasks = {
-            name: _block_tasks(dataset[name].data,
-                               _ChunkFiles(zarr.open_array(str(temporary / name / name), mode="r"),
-                                           temporary / name / name), nodata)
-            for name, dataset in (("pan", pan_ds), ("ms", ms_ds))
-        }
-        if progress:
-            from crossdiff_core.io.progress import TqdmCallback
-
-            with TqdmCallback(desc=f"writing {target.name}"):
-                pan_stats, ms_stats = dask.compute(tasks["pan"], tasks["ms"])
-        else:
-            pan_stats, ms_stats = dask.compute(tasks["pan"], tasks["ms"])
-        if finalize is not None:
-            added = finalize({"pan": _combine(pan_stats), "ms": _combine(ms_stats)}) or {}
-            if added:
-                zarr.open_group(str(temporary), mode="r+").attrs.update(_plain(added))
-        with warnings.catch_warnings():
-            # Consolidated metadata lets xarray open a group without a fallback warning; zarr flags
-            # it as outside the v3 spec, which is fine for stores this project reads itself.
-            warnings.simplefilter("ignore", zarr.errors.ZarrUserWarning)
-            zarr.consolidate_metadata(str(temporary))
-        if target.exists():
-            retired = target.with_name(f".{target.name}.old-{uuid.uuid4().hex[:8]}")
-            os.replace(target, retired)
-            os.replace(temporary, target)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.replace(temporary, target)
-    finally:
-        if temporary.exists():
-            shutil.rmtree(temporary, ignore_errors=True)
+    atomic_folder(
+        target,
+        lambda temporary: _fill_store(temporary, pan_ds, ms_ds, attrs, progress, finalize,
+                                      f"writing {target.name}"),
+    )
     return target
+
+
+def _fill_store(
+    folder: Path,
+    pan_ds: xr.Dataset,
+    ms_ds: xr.Dataset,
+    attrs: dict,
+    progress: bool,
+    finalize: Callable[[dict], dict] | None,
+    label: str,
+) -> None:
+    """Write the ``pan`` and ``ms`` groups, the root attributes and the consolidated metadata
+    into the empty folder ``folder``."""
+    root = zarr.open_group(str(folder), mode="w", zarr_format=3)
+    root.attrs.update(_plain(attrs))
+    # xarray writes the metadata, coordinates and CRS now. The pixel chunks are written by one
+    # task per chunk that also summarises it (min, max, nodata and NaN counts per band) and
+    # returns only that summary: each source chunk is read once and freed at once, so memory
+    # stays bounded whatever the scene size.
+    for group, dataset in (("pan", pan_ds), ("ms", ms_ds)):
+        dataset.to_zarr(str(folder), group=group, mode="w", zarr_format=3,
+                        consolidated=False, compute=False)
+    nodata = attrs.get("nodata")
+    tasks = {
+        name: _block_tasks(dataset[name].data,
+                           _ChunkFiles(zarr.open_array(str(folder / name / name), mode="r"),
+                                       folder / name / name), nodata)
+        for name, dataset in (("pan", pan_ds), ("ms", ms_ds))
+    }
+    if progress:
+        from crossdiff_core.io.progress import TqdmCallback
+
+        with TqdmCallback(desc=label):
+            pan_stats, ms_stats = dask.compute(tasks["pan"], tasks["ms"])
+    else:
+        pan_stats, ms_stats = dask.compute(tasks["pan"], tasks["ms"])
+    if finalize is not None:
+        added = finalize({"pan": _combine(pan_stats), "ms": _combine(ms_stats)}) or {}
+        if added:
+            zarr.open_group(str(folder), mode="r+").attrs.update(_plain(added))
+    with warnings.catch_warnings():
+        # Consolidated metadata lets xarray open a group without a fallback warning; zarr flags
+        # it as outside the v3 spec, which is fine for stores this project reads itself.
+        warnings.simplefilter("ignore", zarr.errors.ZarrUserWarning)
+        zarr.consolidate_metadata(str(folder))
 
 
 class _ChunkFiles:

@@ -398,9 +398,9 @@ def save_extractor(extractor: FrozenExtractor, folder: str | Path) -> Path:
     state = {key: value.detach().cpu() for key, value in extractor.state_dict().items()}
     document = {"format": _FORMAT, "version": 1, "config": extractor.config}
     (folder / CONFIG_FILE).unlink(missing_ok=True)
-    atomic_write(folder / WEIGHTS_FILE, lambda handle: torch.save(state, handle))
+    atomic_write(folder / WEIGHTS_FILE, lambda temporary: torch.save(state, temporary))
     text = json.dumps(document, indent=2, sort_keys=True).encode()
-    atomic_write(folder / CONFIG_FILE, lambda handle: handle.write(text))
+    atomic_write(folder / CONFIG_FILE, text)
     return folder
 
 

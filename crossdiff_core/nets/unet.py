@@ -201,9 +201,9 @@ def save_unet(model: ConditionalUNet, folder: str | Path, extra: dict | None = N
         "extra": extra or {},
     }
     (folder / CONFIG_FILE).unlink(missing_ok=True)
-    atomic_write(folder / WEIGHTS_FILE, lambda handle: torch.save(state, handle))
+    atomic_write(folder / WEIGHTS_FILE, lambda temporary: torch.save(state, temporary))
     text = json.dumps(document, indent=2, sort_keys=True).encode()
-    atomic_write(folder / CONFIG_FILE, lambda handle: handle.write(text))
+    atomic_write(folder / CONFIG_FILE, text)
     return folder
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from crossdiff_core.atomic import atomic_write
 from crossdiff_core.report.classical import top_classical
 from crossdiff_core.report.cross_sensor import (
     MATRIX_INDICES,
@@ -35,7 +36,6 @@ from crossdiff_core.report.document import (
     render_html,
     render_markdown,
 )
-from crossdiff_core.report.files import write_text_atomic
 from crossdiff_core.report.findings import goal_summary, scene_findings
 from crossdiff_core.report.panels_data import load_panel_arrays
 from crossdiff_core.report.pictures import (
@@ -303,8 +303,8 @@ def write_report(
 ) -> tuple[Path, Path]:
     """Write ``report.md`` and its twin ``report.html`` into ``out`` atomically."""
     out = Path(out)
-    markdown = write_text_atomic(out / "report.md", render_markdown(title, blocks))
-    html_file = write_text_atomic(out / "report.html", render_html(title, blocks))
+    markdown = atomic_write(out / "report.md", render_markdown(title, blocks))
+    html_file = atomic_write(out / "report.html", render_html(title, blocks))
     return markdown, html_file
 
 

@@ -22,6 +22,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from crossdiff_core.atomic import atomic_write  # noqa: E402
 from crossdiff_core.report.document import (
     Block,
     Bullets,
@@ -31,7 +32,7 @@ from crossdiff_core.report.document import (
     Table,
     render_markdown,
 )  # noqa: E402
-from crossdiff_core.report.files import save_figure_atomic, write_text_atomic  # noqa: E402
+from crossdiff_core.report.files import save_figure_atomic  # noqa: E402
 from crossdiff_core.report.ranking import INDEX_LABELS  # noqa: E402
 
 MATRIX_INDICES: tuple[str, ...] = ("hqnr", "q2n")
@@ -234,9 +235,9 @@ def write_cross_sensor(
             ),
         ]
     return {
-        "csv": write_text_atomic(out / "cross_sensor.csv", scores_csv(scores)),
+        "csv": atomic_write(out / "cross_sensor.csv", scores_csv(scores)),
         "png": render_heat_map(scores, out / "cross_sensor.png", sensors),
-        "markdown": write_text_atomic(
+        "markdown": atomic_write(
             out / "cross_sensor.md", render_markdown("Cross-sensor matrix", blocks)
         ),
     }

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from crossdiff_core.report.files import write_atomic
+from crossdiff_core.atomic import atomic_write
 
 _METHOD_NAME = re.compile(r"^[a-z0-9_]+$")
 
@@ -119,7 +119,7 @@ def save_panel_arrays(panels: Mapping[str, np.ndarray], path: str | Path) -> Pat
         with open(tmp, "wb") as handle:
             np.savez_compressed(handle, **panels)
 
-    return write_atomic(path, write)
+    return atomic_write(path, write)
 
 
 def load_panel_arrays(path: str | Path) -> dict[str, np.ndarray]:

@@ -8,9 +8,8 @@ scenes of another sensor: encoders are matched to the scene's bands by canonical
 from __future__ import annotations
 
 import csv
+import io
 import json
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from crossdiff_core.atomic import atomic_write
 from crossdiff_core.degrade import interp23tap, mtf_kernels, pan_mtf_kernel, wald_degrade
 from crossdiff_core.nets.extractor import FrozenExtractor, random_extractor, random_twin
 from crossdiff_core.nets.fusion import FusionHead
@@ -245,32 +245,16 @@ def adapt_head(
         "scenes": dataset.names,
         "device": str(device),
     }
-    _write_text(out / "summary.json", json.dumps(summary, indent=2))
+    atomic_write(out / "summary.json", json.dumps(summary, indent=2))
     return AdaptResult(out, losses, seconds)
 
 
-def _write_text(path: Path, text: str) -> None:
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-
-
 def _write_losses(path: Path, losses: list[dict]) -> None:
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(losses[0]))
-            writer.writeheader()
-            writer.writerows(losses)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(losses[0]))
+    writer.writeheader()
+    writer.writerows(losses)
+    atomic_write(path, buffer.getvalue())
 
 
 def freeze_pretrained(

@@ -13,7 +13,7 @@ CHECKPOINT_FILE = "checkpoint.pt"
 
 def save_checkpoint(path: str | Path, state: dict) -> Path:
     """Write ``state`` with torch.save to a temporary sibling, then rename it over ``path``."""
-    return atomic_write(path, lambda handle: torch.save(state, handle))
+    return atomic_write(path, lambda temporary: torch.save(state, temporary))
 
 
 def load_checkpoint(path: str | Path) -> dict:

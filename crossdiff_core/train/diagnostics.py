@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from crossdiff_core.atomic import atomic_write
 from crossdiff_core.diffusion import GaussianDiffusion
 from crossdiff_core.nets.unet import ConditionalUNet
 from crossdiff_core.train.config import PretrainConfig
@@ -46,10 +46,10 @@ def _save_quicklook(path: Path, panels: list[tuple[str, np.ndarray]]) -> None:
         axis.set_title(title, fontsize=9)
         axis.axis("off")
     figure.tight_layout()
-    temporary = path.with_name(f".{path.stem}.tmp.png")
-    figure.savefig(temporary, dpi=100)
-    plt.close(figure)
-    os.replace(temporary, path)
+    try:
+        atomic_write(path, lambda temporary: figure.savefig(temporary, format="png", dpi=100))
+    finally:
+        plt.close(figure)
 
 
 @torch.no_grad()
@@ -121,7 +121,5 @@ def write_diagnostics(
         (f"|error| (RMSE {rmse:.3f})", error.abs().mean(0).numpy()),
     ]
     _save_quicklook(folder / QUICKLOOK_FILE, panels)
-    temporary = folder / f".{DIAGNOSTICS_FILE}.tmp"
-    temporary.write_text(json.dumps(diagnostics, indent=2))
-    os.replace(temporary, folder / DIAGNOSTICS_FILE)
+    atomic_write(folder / DIAGNOSTICS_FILE, json.dumps(diagnostics, indent=2))
     return diagnostics

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
+from crossdiff_core.atomic import atomic_write
 from crossdiff_core.diffusion import GaussianDiffusion, make_schedule
 from crossdiff_core.nets.unet import ConditionalUNet, save_unet
 from crossdiff_core.train.checkpoint import (
@@ -130,9 +131,7 @@ def _write_losses(path: Path, losses: list[float]) -> None:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["step", "loss"])
     writer.writerows((step, f"{loss:.6g}") for step, loss in enumerate(losses, start=1))
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(buffer.getvalue())
-    os.replace(temporary, path)
+    atomic_write(path, buffer.getvalue())
 
 
 class _StepBatches(Sampler[list[int]]):

@@ -9,9 +9,9 @@ import re
 import numpy as np
 import pytest
 
+from crossdiff_core.atomic import atomic_write
 from crossdiff_core.report.build import build_report, load_evaluation
 from crossdiff_core.report.cross_sensor import CrossSensorScore, scores_csv
-from crossdiff_core.report.files import write_text_atomic
 from crossdiff_core.report.findings import CLEAR_MARGIN, ablation_verdict
 from crossdiff_core.report.ranking import INDEX_LABELS, higher_is_better, mean_ranks
 from crossdiff_core.report.tables import format_value
@@ -28,7 +28,7 @@ def built_report(tmp_path_factory):
     cross = [
         CrossSensorScore(a, b, f"{b}-1", 0.8 + 0.01 * i, 0.85) for i, (a, b) in enumerate(pairs)
     ]
-    write_text_atomic(root / "cross" / "cross_sensor.csv", scores_csv(cross))
+    atomic_write(root / "cross" / "cross_sensor.csv", scores_csv(cross))
     artifacts = []
     markdown = build_report(
         metrics_dir,
