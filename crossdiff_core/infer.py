@@ -600,11 +600,10 @@ def pansharpen_scene(
 
 def load_fuser(model: str | Path, scene: Scene, device: str = "auto") -> WindowFuser:
     """A saved pansharpener folder or a baseline name, checked against ``scene``."""
+    from crossdiff_core.device import pick_device
     from crossdiff_core.pansharpener import is_pansharpener_folder, load_pansharpener
 
     if is_pansharpener_folder(model):
-        from crossdiff_core.train.adapt import resolve_device
-
         pansharpener = load_pansharpener(model)
         if pansharpener.ratio != scene.ratio:
             raise ValueError(
@@ -616,7 +615,7 @@ def load_fuser(model: str | Path, scene: Scene, device: str = "auto") -> WindowF
                 f"model {model} fuses bands {pansharpener.band_names}, the scene "
                 f"{scene.scene_id} has {scene.band_names}: adapt a model on it"
             )
-        resolved = resolve_device(device)
+        resolved = pick_device(device)
         return ModelFuser(pansharpener.to(resolved), str(resolved))
     if Path(model).exists():
         raise ValueError(f"{model} is not a saved pansharpener folder (no CrossDiff config.json)")

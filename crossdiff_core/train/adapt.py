@@ -20,6 +20,7 @@ import torch
 
 from crossdiff_core.atomic import atomic_write
 from crossdiff_core.degrade import interp23tap, mtf_kernels, pan_mtf_kernel, wald_degrade
+from crossdiff_core.device import pick_device
 from crossdiff_core.nets.extractor import FrozenExtractor, random_extractor, random_twin
 from crossdiff_core.nets.fusion import FusionHead
 from crossdiff_core.pansharpener import Pansharpener, save_pansharpener
@@ -64,14 +65,6 @@ class AdaptConfig:
             )
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"adapt.lr_schedule {self.lr_schedule!r}: use one of {LR_SCHEDULES}")
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} asked for but no CUDA device is available: use cpu")
-    return torch.device(device)
 
 
 def _batch(dataset: PatchDataset, start: int, size: int) -> dict[str, torch.Tensor]:
@@ -175,7 +168,7 @@ def adapt_head(
     Writes ``out``/config.json + state dicts, ``losses.csv`` and ``summary.json``.
     """
     torch.manual_seed(config.seed)
-    device = resolve_device(config.device)
+    device = pick_device(config.device, what="adapt.device")
     dataset = PatchDataset([str(s) for s in scenes], config.pan_patch, seed=config.seed,
                            normalisation=config.normalisation)
     first = dataset._open()[0]

@@ -26,6 +26,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
 from crossdiff_core.atomic import atomic_write
+from crossdiff_core.device import pick_device
 from crossdiff_core.diffusion import GaussianDiffusion, make_schedule
 from crossdiff_core.nets.unet import ConditionalUNet, save_unet
 from crossdiff_core.train.checkpoint import (
@@ -75,25 +76,10 @@ def _setup_distributed(device_setting: str) -> _Distributed:
     if world_size <= 1:
         return _Distributed()
     if not dist.is_initialized():
-        use_cuda = device_setting != "cpu" and torch.cuda.is_available()
+        use_cuda = pick_device(device_setting, what="pretrain.device").type == "cuda"
         dist.init_process_group(backend="nccl" if use_cuda else "gloo")
     return _Distributed(dist.get_rank(), dist.get_world_size(),
                         int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def select_device(setting: str, local_rank: int = 0) -> torch.device:
-    """``auto`` picks CUDA (this process's local GPU) when available, else the CPU."""
-    if setting == "auto":
-        setting = "cuda" if torch.cuda.is_available() else "cpu"
-    if setting == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(
-                "pretrain.device is 'cuda' but no CUDA device is visible: use auto or cpu"
-            )
-        return torch.device("cuda", local_rank % torch.cuda.device_count())
-    if setting == "cpu":
-        return torch.device("cpu")
-    raise ValueError(f"pretrain.device must be auto, cpu or cuda, got {setting!r}")
 
 
 def branch_inputs(
@@ -187,7 +173,7 @@ def train_branch(
     from crossdiff_core.io.store import find_scene_stores
 
     dist = _setup_distributed(config.device)
-    device = select_device(config.device, dist.local_rank)
+    device = pick_device(config.device, dist.local_rank, what="pretrain.device")
     if config.batch_size % dist.world_size:
         raise ValueError(
             f"pretrain.batch_size {config.batch_size} must be divisible by the {dist.world_size} "
