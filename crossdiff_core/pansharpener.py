@@ -8,7 +8,6 @@ the context the tiles are given.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -16,16 +15,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from crossdiff_core.atomic import atomic_write
 from crossdiff_core.degrade import interp23tap
 from crossdiff_core.nets.extractor import FrozenExtractor, extractor_from_config
 from crossdiff_core.nets.fusion import FusionHead
+from crossdiff_core.nets.serialization import (
+    is_network_folder,
+    load_weights,
+    read_network_config,
+    save_network,
+    state_on_cpu,
+)
 from crossdiff_core.train.scaling import Normalisation
 
-CONFIG_FILE = "config.json"
-EXTRACTOR_WEIGHTS = "extractor.pt"
-HEAD_WEIGHTS = "head.pt"
-_FORMAT = "crossdiff-pansharpener"
+# Format 1 kept each part's state in its own file.
+_PARTS_V1 = {"extractor": "extractor.pt", "head": "head.pt"}
 DEFAULT_CONTEXT = 96  # PAN pixels of context around a window; covers interp23tap and the head
 
 
@@ -225,54 +228,35 @@ def pad_for_model(
 
 
 def save_pansharpener(model: Pansharpener, folder: str | Path) -> Path:
-    """Write ``config.json`` (model + extractor + head configs) and both state dicts atomically."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    document = {
-        "format": _FORMAT,
-        "version": 1,
-        "config": model.config,
-        "extractor": model.extractor.config,
-    }
-    (folder / CONFIG_FILE).unlink(missing_ok=True)
-    for name, module in ((EXTRACTOR_WEIGHTS, model.extractor), (HEAD_WEIGHTS, model.head)):
-        state = {key: value.detach().cpu() for key, value in module.state_dict().items()}
-        atomic_write(folder / name, lambda temporary, state=state: torch.save(state, temporary))
-    text = json.dumps(document, indent=2, sort_keys=True).encode()
-    atomic_write(folder / CONFIG_FILE, text)
-    return folder
+    """Write ``config.json`` (model + extractor + head configs) and ``weights.pt`` (the
+    extractor's and the head's state, keys ``extractor.*`` and ``head.*``) atomically."""
+    save_network(folder, "pansharpener", model.config, state_on_cpu(model),
+                 extractor=model.extractor.config)
+    for name in _PARTS_V1.values():  # a folder saved in format 1 before
+        (Path(folder) / name).unlink(missing_ok=True)
+    return Path(folder)
 
 
 def is_pansharpener_folder(path: str | Path) -> bool:
-    config = Path(path) / CONFIG_FILE
-    if not config.is_file():
-        return False
-    try:
-        return json.loads(config.read_text()).get("format") == _FORMAT
-    except json.JSONDecodeError:
-        return False
+    return is_network_folder(path, "pansharpener")
 
 
 def load_pansharpener(folder: str | Path, map_location: str | torch.device = "cpu") -> Pansharpener:
-    """Rebuild a pansharpener saved by ``save_pansharpener`` (eval mode)."""
-    folder = Path(folder)
-    path = folder / CONFIG_FILE
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} not found: {folder} is not a saved pansharpener (run `crossdiff adapt`)"
-        )
-    document = json.loads(path.read_text())
-    if document.get("format") != _FORMAT:
-        raise ValueError(
-            f"{path} is not a CrossDiff pansharpener (format {document.get('format')!r})"
-        )
-    states = {}
-    for name in (EXTRACTOR_WEIGHTS, HEAD_WEIGHTS):
-        if not (folder / name).is_file():
-            raise FileNotFoundError(f"{folder / name} not found: the model folder is incomplete")
-        states[name] = torch.load(folder / name, map_location=map_location, weights_only=True)
-    extractor = extractor_from_config(document["extractor"], states[EXTRACTOR_WEIGHTS])
+    """Rebuild a pansharpener saved by ``save_pansharpener`` (eval mode); reads format 1
+    folders (one weights file per part) too."""
+    document = read_network_config(folder, "pansharpener")
+    if document.get("version", 1) >= 2:
+        state = load_weights(folder, "pansharpener", map_location=map_location)
+        parts = {
+            part: {key.removeprefix(f"{part}."): value for key, value in state.items()
+                   if key.startswith(f"{part}.")}
+            for part in _PARTS_V1
+        }
+    else:
+        parts = {part: load_weights(folder, "pansharpener", name, map_location)
+                 for part, name in _PARTS_V1.items()}
+    extractor = extractor_from_config(document["extractor"], parts["extractor"])
     config = dict(document["config"])
     head = FusionHead(**config.pop("head"))
-    head.load_state_dict(states[HEAD_WEIGHTS])
+    head.load_state_dict(parts["head"])
     return Pansharpener(extractor, head, config).eval()

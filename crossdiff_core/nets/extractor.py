@@ -12,7 +12,6 @@ Two choices make its features independent of how a scene is tiled:
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -21,8 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from crossdiff_core.atomic import atomic_write
 from crossdiff_core.diffusion import make_schedule
+from crossdiff_core.nets.serialization import load_network, save_network, state_on_cpu
 from crossdiff_core.nets.unet import (
     ConditionalUNet,
     TimeConvBlock,
@@ -31,9 +30,6 @@ from crossdiff_core.nets.unet import (
     timestep_embedding,
 )
 
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "weights.pt"
-_FORMAT = "crossdiff-extractor"
 _MASK32 = 0xFFFFFFFF
 
 
@@ -393,15 +389,7 @@ class FrozenExtractor(nn.Module):
 
 def save_extractor(extractor: FrozenExtractor, folder: str | Path) -> Path:
     """Write ``config.json`` + ``weights.pt`` (state dict incl. frozen statistics) atomically."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    state = {key: value.detach().cpu() for key, value in extractor.state_dict().items()}
-    document = {"format": _FORMAT, "version": 1, "config": extractor.config}
-    (folder / CONFIG_FILE).unlink(missing_ok=True)
-    atomic_write(folder / WEIGHTS_FILE, lambda temporary: torch.save(state, temporary))
-    text = json.dumps(document, indent=2, sort_keys=True).encode()
-    atomic_write(folder / CONFIG_FILE, text)
-    return folder
+    return save_network(folder, "extractor", extractor.config, state_on_cpu(extractor))
 
 
 def _build(config: dict) -> FrozenExtractor:
@@ -432,19 +420,7 @@ def extractor_from_config(config: dict, state: dict[str, torch.Tensor]) -> Froze
 
 def load_extractor(folder: str | Path, map_location: str | torch.device = "cpu") -> FrozenExtractor:
     """Rebuild a frozen extractor saved by ``save_extractor`` (eval mode, no gradients)."""
-    folder = Path(folder)
-    path = folder / CONFIG_FILE
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: run `crossdiff freeze` to create {folder}")
-    document = json.loads(path.read_text())
-    if document.get("format") != _FORMAT:
-        raise ValueError(
-            f"{path} is not a frozen CrossDiff extractor (format {document.get('format')!r})"
-        )
-    weights = folder / WEIGHTS_FILE
-    if not weights.is_file():
-        raise FileNotFoundError(f"{weights} not found: the extractor folder {folder} is incomplete")
-    state = torch.load(weights, map_location=map_location, weights_only=True)
+    document, state = load_network(folder, "extractor", map_location)
     return extractor_from_config(document["config"], state)
 
 

@@ -10,7 +10,6 @@ as a feature extractor.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -18,12 +17,12 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F  # noqa: N812
 
-from crossdiff_core.atomic import atomic_write
-
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "weights.pt"
-_FORMAT = "crossdiff-unet"
-_FORMAT_VERSION = 1
+from crossdiff_core.nets.serialization import (
+    load_network,
+    read_network_config,
+    save_network,
+    state_on_cpu,
+)
 
 
 def _group_count(num_channels: int, max_groups: int = 8) -> int:
@@ -186,50 +185,19 @@ class ConditionalUNet(nn.Module):
 
 
 def save_unet(model: ConditionalUNet, folder: str | Path, extra: dict | None = None) -> Path:
-    """Write ``config.json`` (constructor arguments + ``extra``) and ``weights.pt`` (state dict).
-
-    Each file is written to a temporary name and renamed: a crash leaves no a half-written file.
-    Weights go first: a folder with a config always has matching weights beside it.
-    """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
-    document = {
-        "format": _FORMAT,
-        "version": _FORMAT_VERSION,
-        "config": model.config,
-        "extra": extra or {},
-    }
-    (folder / CONFIG_FILE).unlink(missing_ok=True)
-    atomic_write(folder / WEIGHTS_FILE, lambda temporary: torch.save(state, temporary))
-    text = json.dumps(document, indent=2, sort_keys=True).encode()
-    atomic_write(folder / CONFIG_FILE, text)
-    return folder
+    """Write ``config.json`` (constructor arguments + ``extra``) and ``weights.pt`` (state dict)
+    atomically (``crossdiff_core.nets.serialization``)."""
+    return save_network(folder, "unet", model.config, state_on_cpu(model), extra=extra or {})
 
 
 def read_unet_config(folder: str | Path) -> dict:
     """The ``config.json`` document of a saved UNet folder: {"config": ..., "extra": ..., ...}."""
-    path = Path(folder) / CONFIG_FILE
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} not found: {folder} is not a saved UNet folder "
-            "(run `crossdiff pretrain` first)"
-        )
-    document = json.loads(path.read_text())
-    if document.get("format") != _FORMAT:
-        raise ValueError(
-            f"{path} is not a CrossDiff UNet config (format {document.get('format')!r})"
-        )
-    return document
+    return read_network_config(folder, "unet")
 
 
 def load_unet(folder: str | Path, map_location: str | torch.device = "cpu") -> ConditionalUNet:
     """Rebuild a UNet saved by ``save_unet`` and load its weights; returned in eval mode."""
-    folder = Path(folder)
-    document = read_unet_config(folder)
-    weights = folder / WEIGHTS_FILE
-    if not weights.is_file():
-        raise FileNotFoundError(f"{weights} not found: the UNet folder {folder} is incomplete")
+    document, state = load_network(folder, "unet", map_location)
     model = ConditionalUNet(**document["config"])
-    model.load_state_dict(torch.load(weights, map_location=map_location, weights_only=True))
+    model.load_state_dict(state)
     return model.eval()
