@@ -25,7 +25,7 @@ from crossdiff_core.nets.serialization import (
     save_network,
     state_on_cpu,
 )
-from crossdiff_core.train.scaling import Normalisation
+from crossdiff_core.scaling import Normalisation
 
 # Format 1 kept each part's state in its own file.
 _PARTS_V1 = {"extractor": "extractor.pt", "head": "head.pt"}

@@ -169,7 +169,7 @@ def test_random_ablation_mirrors_the_encoders_it_stands_for(qb, tmp_path):
 
 def test_head_stores_its_normalisation_and_reuses_it_at_inference(qb, tmp_path):
     from crossdiff_core.io.store import open_scene
-    from crossdiff_core.train.scaling import Normalisation, scene_normalisation
+    from crossdiff_core.scaling import Normalisation, scene_normalisation
 
     adapt_head([qb["store"]], tmp_path / "head", load_extractor(qb["encoders"]), tiny_settings())
     model = load_pansharpener(tmp_path / "head")
@@ -191,7 +191,7 @@ def test_head_stores_its_normalisation_and_reuses_it_at_inference(qb, tmp_path):
 
 
 def test_bad_normalisation_settings_are_refused():
-    from crossdiff_core.train.scaling import Normalisation
+    from crossdiff_core.scaling import Normalisation
 
     with pytest.raises(ValueError, match="adapt.normalisation 'zscore'"):
         tiny_settings(normalisation="zscore")

@@ -1,9 +1,8 @@
 """Classical baselines: shapes, chunk-wise == in-memory, and the reference toolbox's scores on the
-IKONOS crop of ../shared/golden/anchors_IKONOS.npz (protocol in anchors_given.json)."""
+IKONOS anchor crop (../shared/golden/anchors_IKONOS.npz: not copyable into the repository, skipped
+without it; protocol in tests/data/golden/anchors_given.json)."""
 
 from __future__ import annotations
-
-import json
 
 import dask.array as da
 import numpy as np
@@ -14,6 +13,7 @@ from crossdiff_core.baselines import METHODS, get_method
 from crossdiff_core.degrade import wald_degrade
 from crossdiff_core.evaluation import cut_borders
 from crossdiff_core.synthetic import synthetic_pair
+from tests.golden_helpers import anchor_crop
 
 # Our name -> the toolbox's name in anchors_given.json. Brovey has no entry: the toolbox has only
 # the haze-corrected BT-H (bt_h, held to the toolbox in test_baselines_lineup.py).
@@ -69,11 +69,9 @@ def test_brovey_intensity_is_the_matched_pan(small_pair):
 
 
 @pytest.fixture(scope="module")
-def ikonos(golden_dir):
-    crop = np.load(golden_dir / "anchors_IKONOS.npz")
-    ms = crop["ms"].transpose(2, 0, 1).astype(np.float64)
-    pan = crop["pan"].astype(np.float64)
-    given = json.loads((golden_dir / "anchors_given.json").read_text())["scenes"]["IKONOS"]
+def ikonos():
+    crop = anchor_crop("IKONOS")
+    ms, pan, given = crop["ms"], crop["pan"], crop["toolbox"]
     ms_lr, pan_lr = wald_degrade(ms, pan, 4, "IKONOS")
     return ms, pan, ms_lr, pan_lr, given
 

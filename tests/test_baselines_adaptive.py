@@ -1,11 +1,7 @@
-"""BDSD, BDSD-PC and PRACS: the reference toolbox's scores on the anchor crops of
-../shared/golden (protocol in anchors_given.json), chunk-wise == in-memory, and clear errors."""
+"""BDSD, BDSD-PC and PRACS: the reference toolbox's scores on the anchor crops (protocol in
+tests/data/golden/anchors_given.json), chunk-wise == in-memory, and clear errors."""
 
 from __future__ import annotations
-
-import json
-import os
-from pathlib import Path
 
 import dask.array as da
 import numpy as np
@@ -16,12 +12,8 @@ from crossdiff_core.baselines import METHODS
 from crossdiff_core.baselines.adaptive import _nonnegative_least_squares
 from crossdiff_core.evaluation import TOOLBOX_BORDER_CUT, evaluate_method
 from crossdiff_core.synthetic import synthetic_pair
+from tests.golden_helpers import anchor_crop
 
-# Where conftest.py looks for the golden values; skipped (not failed) where they are absent.
-GOLDEN = (
-    Path(os.environ.get("CROSSDIFF_SHARED", Path(__file__).resolve().parents[2] / "shared"))
-    / "golden"
-)
 SENSORS = {"IKONOS": "IKONOS", "WV3": "WorldView-3", "L8": "Landsat-8"}
 TOOLBOX_NAMES = {"bdsd": "BDSD", "bdsd_pc": "BDSD-PC", "pracs": "PRACS"}
 # BDSD-PC: the toolbox's lsqlin agrees with the exact constrained optimum to solver tolerance.
@@ -47,21 +39,10 @@ INDEX_KEYS = {
 
 
 def load_anchor(scene: str) -> tuple[np.ndarray, np.ndarray, int, dict]:
-    """ms (B, h, w), pan (H, W), ratio and the toolbox's scores of one anchor crop."""
-    path = GOLDEN / f"anchors_{scene}.npz"
-    if not path.is_file():
-        pytest.skip(
-            f"anchor crop {path} not found: the toolbox comparison needs ../shared/golden "
-            "(or CROSSDIFF_SHARED)"
-        )
-    crop = np.load(path)
-    given = json.loads((GOLDEN / "anchors_given.json").read_text())
-    return (
-        crop["ms"].transpose(2, 0, 1).astype(np.float64),
-        crop["pan"].astype(np.float64),
-        int(given["crops"][scene]["ratio"]),
-        given["scenes"][scene],
-    )
+    """ms (B, h, w), pan (H, W), ratio and the toolbox's scores of one anchor crop (IKONOS and WV3
+    skip without the shared folder: they may not be copied into the repository)."""
+    crop = anchor_crop(scene)
+    return crop["ms"], crop["pan"], int(crop["ratio"]), crop["toolbox"]
 
 
 @pytest.mark.parametrize(

@@ -122,6 +122,7 @@ def test_bad_inputs_are_refused(qb, tmp_path):
     assert result.exit_code == 1 and "--overwrite" in result.output
 
 
+@pytest.mark.slow  # ingests both real scenes, adapts and fuses them through the CLI
 def test_real_scenes_pansharpen_end_to_end(shared_data, tmp_path, prefect_server):
     """WorldView-3 from its GeoTIFF pair through the CLI; IKONOS from an ingested store."""
     from crossdiff_core.ingest import ingest_source

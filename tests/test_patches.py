@@ -9,11 +9,11 @@ import xarray as xr
 from torch.utils.data import DataLoader
 
 from crossdiff_core.degrade import interp23tap
+from crossdiff_core.scaling import to_model_range
 from crossdiff_core.scene import Scene
 from crossdiff_core.sensors import get_sensor
 from crossdiff_core.synthetic import synthetic_pair, write_synthetic_store
 from crossdiff_core.train.patches import PatchDataset
-from crossdiff_core.train.scaling import to_model_range
 
 
 def _scene(sensor: str = "Landsat-8", ms_shape=(24, 24), seed: int = 0, nodata=None) -> Scene:

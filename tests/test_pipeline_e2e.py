@@ -22,9 +22,16 @@ from conftest import PROJECT_ROOT
 from crossdiff_core.evaluation import expand_methods
 
 STAGES = ("ingest", "pretrain", "freeze", "adapt", "evaluate", "report")
+# The first `dvc repro` of the whole pipeline (tiny parameters: minutes), then any other command.
+REPRO_TIMEOUT = 1500
+COMMAND_TIMEOUT = 600
+# pytest's limit covers the whole first test: copying, the first repro (the module's fixture) and
+# its own command; it is longer than the commands' own limits so that they fail first, saying which.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(REPRO_TIMEOUT + COMMAND_TIMEOUT + 300)]
 
 
-def _run(args: list[str], cwd: Path, env: dict, timeout: int = 900) -> subprocess.CompletedProcess:
+def _run(args: list[str], cwd: Path, env: dict,
+         timeout: int = COMMAND_TIMEOUT) -> subprocess.CompletedProcess:
     result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True,
                             timeout=timeout)
     if result.returncode != 0:
@@ -63,7 +70,7 @@ def pipeline(tmp_path_factory, prefect_server):
                  ["git", "-c", "user.name=test", "-c", "user.email=test@example.org",
                   "commit", "-qm", "copy"]):
         _run(args, root, env)
-    first = _run(["dvc", "repro"], root, env, timeout=1500)
+    first = _run(["dvc", "repro"], root, env, timeout=REPRO_TIMEOUT)
     return root, env, first.stdout
 
 

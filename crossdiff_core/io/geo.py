@@ -22,10 +22,3 @@ def scaled_transform(transform: Affine, factor: float) -> Affine:
     """The transform of a grid with the same origin and pixels ``factor`` times larger."""
     return Affine(transform.a * factor, transform.b * factor, transform.c,
                   transform.d * factor, transform.e * factor, transform.f)
-
-
-def shifted_transform(transform: Affine, rows: float, cols: float) -> Affine:
-    """The transform whose origin is ``rows``/``cols`` pixels further along the grid."""
-    x0, y0 = transform.c + transform.a * cols + transform.b * rows, \
-        transform.f + transform.d * cols + transform.e * rows
-    return Affine(transform.a, transform.b, x0, transform.d, transform.e, y0)

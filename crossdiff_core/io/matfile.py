@@ -12,8 +12,6 @@ import xarray as xr
 from crossdiff_core.io.errors import CorruptInputError, InvalidContentError
 from crossdiff_core.io.raw import RawPair
 
-REQUIRED = ("I_PAN",)
-
 
 def _load_v5(path: Path) -> dict:
     import scipy.io

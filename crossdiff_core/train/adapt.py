@@ -24,9 +24,9 @@ from crossdiff_core.device import pick_device
 from crossdiff_core.nets.extractor import FrozenExtractor, random_extractor, random_twin
 from crossdiff_core.nets.fusion import FusionHead
 from crossdiff_core.pansharpener import Pansharpener, save_pansharpener
+from crossdiff_core.scaling import NORMALISATIONS, Normalisation
 from crossdiff_core.train.losses import MODES, AdaptationLoss, mtf_blur, supervised_reduced
 from crossdiff_core.train.patches import PatchDataset
-from crossdiff_core.train.scaling import NORMALISATIONS, Normalisation
 
 StepCallback = Callable[[int, dict], None]
 # constant: lr throughout; cosine: lr decays to 0 along a half cosine over the steps.

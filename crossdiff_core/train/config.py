@@ -72,7 +72,7 @@ class PretrainConfig:
                 f"pretrain.train_t_max must lie in [1, timesteps={self.timesteps}] or be null "
                 f"(every timestep), got {self.train_t_max!r}"
             )
-        from crossdiff_core.train.scaling import NORMALISATIONS
+        from crossdiff_core.scaling import NORMALISATIONS
 
         if self.normalisation not in NORMALISATIONS:
             raise ValueError(

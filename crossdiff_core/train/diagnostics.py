@@ -12,8 +12,7 @@ from crossdiff_core.atomic import atomic_write
 from crossdiff_core.diffusion import GaussianDiffusion
 from crossdiff_core.nets.unet import ConditionalUNet
 from crossdiff_core.train.config import PretrainConfig
-from crossdiff_core.train.patches import PatchDataset
-from crossdiff_core.train.pretrain import branch_inputs
+from crossdiff_core.train.patches import PatchDataset, branch_inputs
 
 DIAGNOSTICS_FILE = "diagnostics.json"
 QUICKLOOK_FILE = "quicklook.png"

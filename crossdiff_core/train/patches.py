@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from crossdiff_core.scaling import Normalisation, scene_normalisation
 from crossdiff_core.scene import Scene
-from crossdiff_core.train.scaling import Normalisation, scene_normalisation
 
 # MS pixels read around a patch before interp23tap, then cropped away. The toolbox's 23-tap
 # interpolation reaches about 5.5 MS pixels at ratio 2, 8.3 at ratio 4 and 9.6 at ratio 8, so its
@@ -242,3 +242,12 @@ class PatchDataset(Dataset):
         sample = self._read(self.held_out_box)
         assert sample is not None  # chosen nodata-free in _find_held_out_box
         return sample
+
+
+def branch_inputs(
+    branch: str, batch: dict[str, torch.Tensor]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x0, condition) of a branch: P2M diffuses ms_up given pan, M2P diffuses pan given ms_up."""
+    if branch == "p2m":
+        return batch["ms_up"], batch["pan"]
+    return batch["pan"], batch["ms_up"]

@@ -36,7 +36,7 @@ from crossdiff_core.train.checkpoint import (
     save_checkpoint,
 )
 from crossdiff_core.train.config import BRANCHES, PretrainConfig
-from crossdiff_core.train.patches import PatchDataset
+from crossdiff_core.train.patches import PatchDataset, branch_inputs
 
 LOSSES_FILE = "losses.csv"
 StepCallback = Callable[[int, dict], None]
@@ -80,15 +80,6 @@ def _setup_distributed(device_setting: str) -> _Distributed:
         dist.init_process_group(backend="nccl" if use_cuda else "gloo")
     return _Distributed(dist.get_rank(), dist.get_world_size(),
                         int(os.environ.get("LOCAL_RANK", "0")))
-
-
-def branch_inputs(
-    branch: str, batch: dict[str, torch.Tensor]
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(x0, condition) of a branch: P2M diffuses ms_up given pan, M2P diffuses pan given ms_up."""
-    if branch == "p2m":
-        return batch["ms_up"], batch["pan"]
-    return batch["pan"], batch["ms_up"]
 
 
 def build_unet(config: PretrainConfig, n_bands: int) -> ConditionalUNet:

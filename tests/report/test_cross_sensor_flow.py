@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from crossdiff_core.report.cross_sensor import read_scores_csv
 from crossdiff_core.synthetic import write_synthetic_store
 from flows.cross_sensor import cross_sensor_flow
@@ -30,6 +32,7 @@ TINY_ADAPT = {
 }
 
 
+@pytest.mark.slow  # pretrains, freezes and adapts for two sensors at two resolutions (~45 s)
 def test_cross_sensor_flow_two_tiny_sensors(tmp_path, prefect_server):
     stores = tmp_path / "zarr"
     for seed, sensor in enumerate(("QuickBird", "IKONOS")):
