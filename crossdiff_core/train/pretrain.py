@@ -145,6 +145,56 @@ class _Ema:
                 self.shadow[key].copy_(value)
 
 
+@dataclass
+class _Run:
+    """Everything one branch's training run holds: settings, data, model and its optimiser state,
+    and where it writes."""
+
+    config: PretrainConfig
+    dist: _Distributed
+    device: torch.device
+    dataset: PatchDataset
+    model: ConditionalUNet
+    trained: nn.Module  # the model, or its DDP wrapper
+    optimizer: torch.optim.Optimizer
+    ema: _Ema | None
+    diffusion: GaussianDiffusion
+    generator: torch.Generator
+    fingerprint: dict
+    losses: list[float]
+    start: int = 0  # the step training starts after (a resumed checkpoint's)
+    last_saved: int | None = None
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.config.out) / self.config.branch
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.folder / CHECKPOINT_FILE
+
+    @property
+    def use_cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+    def write_checkpoint(self, step: int) -> None:
+        """Checkpoint (model, optimizer, EMA, generators, losses) and losses.csv; rank 0 only."""
+        self.last_saved = step
+        if not self.dist.is_main:
+            return
+        save_checkpoint(self.checkpoint_path, {
+            "step": step,
+            "fingerprint": self.fingerprint,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "ema": None if self.ema is None else self.ema.shadow,
+            "generator": self.generator.get_state(),
+            "rng": _rng_states(),
+            "losses": self.losses,
+        })
+        _write_losses(self.folder / LOSSES_FILE, self.losses)
+
+
 def train_branch(
     config: PretrainConfig,
     on_step: StepCallback | None = None,
@@ -159,8 +209,23 @@ def train_branch(
     configuration. A non-finite loss stops training with FloatingPointError; the last checkpoint
     written stays as it was.
     """
-    from tqdm.auto import tqdm
+    run = _start_run(config, resume)
+    step = _train_steps(run, on_step)
+    if step == run.start and run.dist.is_main and not run.checkpoint_path.is_file():
+        run.write_checkpoint(step)
+    final_model = run.model
+    if run.ema is not None:
+        final_model = build_unet(config, run.dataset.n_bands)
+        final_model.load_state_dict({k: v.cpu() for k, v in run.ema.shadow.items()})
+    diagnostics = _write_outputs(run, final_model, step) if run.dist.is_main else {}
+    if run.dist.active:
+        torch.distributed.barrier()
+    return PretrainResult(config.branch, run.folder, step,
+                          run.losses[-1] if run.losses else float("nan"), diagnostics)
 
+
+def _start_run(config: PretrainConfig, resume: bool) -> _Run:
+    """Set up the process group, data, model, optimizer and EMA; resume from the checkpoint."""
     from crossdiff_core.io.store import find_scene_stores
 
     dist = _setup_distributed(config.device)
@@ -170,8 +235,6 @@ def train_branch(
             f"pretrain.batch_size {config.batch_size} must be divisible by the {dist.world_size} "
             "DDP processes (each takes an equal share of the global batch)"
         )
-    folder = Path(config.out) / config.branch
-    checkpoint_path = folder / CHECKPOINT_FILE
     stores = find_scene_stores(config.scenes)
     dataset = PatchDataset(stores, config.pan_patch, seed=config.seed,
                            length=config.steps * config.batch_size, hold_out=True,
@@ -179,122 +242,78 @@ def train_branch(
 
     torch.manual_seed(config.seed)
     model = build_unet(config, dataset.n_bands).to(device)
-    use_cuda = device.type == "cuda"
-    if use_cuda:
+    if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
                                   weight_decay=config.weight_decay)
-    ema = _Ema(model, config.ema_decay) if config.ema_decay > 0 else None
-    diffusion = GaussianDiffusion(make_schedule(config.schedule, config.timesteps))
-    generator = torch.Generator().manual_seed(config.seed + 1)
-    # The UNet layout depends on the scenes' band count too, not only on the settings.
-    fingerprint = {**config.fingerprint(), "unet": model.config}
-    losses: list[float] = []
-    start = 0
-    last_saved: int | None = None
-
-    if resume and checkpoint_path.is_file():
-        state = load_checkpoint(checkpoint_path)
-        check_same_configuration(checkpoint_path, state["fingerprint"], fingerprint)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if ema is not None:
-            ema.shadow = {k: v.to(device) for k, v in state["ema"].items()}
-        generator.set_state(state["generator"])
-        _set_rng_states(state["rng"])
-        losses = list(state["losses"])
-        start = last_saved = int(state["step"])
-        if start > config.steps:
-            raise ValueError(
-                f"checkpoint {checkpoint_path} is at step {start}, beyond pretrain.steps "
-                f"{config.steps}: raise steps or use a new output folder"
-            )
-
-    trained: nn.Module = model
+    run = _Run(
+        config, dist, device, dataset, model, model, optimizer,
+        ema=_Ema(model, config.ema_decay) if config.ema_decay > 0 else None,
+        diffusion=GaussianDiffusion(make_schedule(config.schedule, config.timesteps)),
+        generator=torch.Generator().manual_seed(config.seed + 1),
+        # The UNet layout depends on the scenes' band count too, not only on the settings.
+        fingerprint={**config.fingerprint(), "unet": model.config},
+        losses=[],
+    )
+    if resume and run.checkpoint_path.is_file():
+        _resume(run)
     if dist.active:
         from torch.nn.parallel import DistributedDataParallel
 
-        trained = DistributedDataParallel(model, device_ids=[device.index] if use_cuda else None)
+        run.trained = DistributedDataParallel(
+            model, device_ids=[device.index] if run.use_cuda else None
+        )
+    return run
 
-    def write_checkpoint(step: int) -> None:
-        nonlocal last_saved
-        last_saved = step
-        if not dist.is_main:
-            return
-        save_checkpoint(checkpoint_path, {
-            "step": step,
-            "fingerprint": fingerprint,
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "ema": None if ema is None else ema.shadow,
-            "generator": generator.get_state(),
-            "rng": _rng_states(),
-            "losses": losses,
-        })
-        _write_losses(folder / LOSSES_FILE, losses)
 
+def _resume(run: _Run) -> None:
+    """Restore the run's state from its checkpoint (refused when it is another configuration's)."""
+    path = run.checkpoint_path
+    state = load_checkpoint(path)
+    check_same_configuration(path, state["fingerprint"], run.fingerprint)
+    run.model.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    if run.ema is not None:
+        run.ema.shadow = {k: v.to(run.device) for k, v in state["ema"].items()}
+    run.generator.set_state(state["generator"])
+    _set_rng_states(state["rng"])
+    run.losses = list(state["losses"])
+    run.start = run.last_saved = int(state["step"])
+    if run.start > run.config.steps:
+        raise ValueError(
+            f"checkpoint {path} is at step {run.start}, beyond pretrain.steps "
+            f"{run.config.steps}: raise steps or use a new output folder"
+        )
+
+
+def _train_steps(run: _Run, on_step: StepCallback | None) -> int:
+    """Train from ``run.start`` to ``config.steps`` with progress, callbacks and checkpoints;
+    returns the last step."""
+    from tqdm.auto import tqdm
+
+    config, dist = run.config, run.dist
     if dist.is_main:
-        folder.mkdir(parents=True, exist_ok=True)
+        run.folder.mkdir(parents=True, exist_ok=True)
     loader = DataLoader(
-        dataset,
-        batch_sampler=_StepBatches(start, config.steps, config.batch_size, dist),
+        run.dataset,
+        batch_sampler=_StepBatches(run.start, config.steps, config.batch_size, dist),
         num_workers=config.num_workers,
-        pin_memory=use_cuda,
+        pin_memory=run.use_cuda,
         persistent_workers=False,
     )
-    local = config.batch_size // dist.world_size
-    sample_shape_channels = dataset.n_bands if config.branch == "p2m" else 1
     # TQDM_DISABLE (as tests and CI set it) wins over the config; one bar line per branch.
     quiet = os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true", "yes")
-    progress = tqdm(total=config.steps, initial=start, desc=f"pretrain {config.branch}",
+    progress = tqdm(total=config.steps, initial=run.start, desc=f"pretrain {config.branch}",
                     disable=quiet or not (config.progress and dist.is_main),
                     position=BRANCHES.index(config.branch), dynamic_ncols=True)
-    model.train()
-    step = start
+    run.model.train()
+    step = run.start
     tick = time.perf_counter()
     try:
         for batch in loader:
             step += 1
             data_seconds = time.perf_counter() - tick
-            x0, condition = branch_inputs(config.branch, batch)
-            shape = (config.batch_size, sample_shape_channels, config.pan_patch, config.pan_patch)
-            t, noise, drop = diffusion.draw_training_inputs(
-                shape, generator, config.cond_drop_prob, config.train_t_max)
-            mine = slice(dist.rank * local, (dist.rank + 1) * local)
-            t, noise = t[mine], noise[mine]
-            x0 = x0.to(device, non_blocking=True)
-            condition = condition.to(device, non_blocking=True)
-            if use_cuda:
-                x0 = x0.contiguous(memory_format=torch.channels_last)
-                condition = condition.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_cuda):
-                loss = diffusion.training_loss(trained, x0, condition, t.to(device),
-                                               noise.to(device), drop_condition=drop)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            reported = loss.detach().float()
-            if dist.active:
-                torch.distributed.all_reduce(reported)
-                reported /= dist.world_size
-            value = float(reported)
-            if not np.isfinite(value):
-                kept = (
-                    f"the last good checkpoint ({checkpoint_path}, step {last_saved}) is kept"
-                    if last_saved is not None else "no checkpoint had been written yet"
-                )
-                raise FloatingPointError(
-                    f"pretraining {config.branch} stopped: loss is {value} at step {step}; "
-                    f"{kept}. Lower pretrain.lr or set pretrain.grad_clip, then rerun (it "
-                    "resumes from the checkpoint)"
-                )
-            if config.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            if ema is not None:
-                ema.update(model)
-            losses.append(value)
-            if use_cuda:
-                torch.cuda.synchronize(device)
+            value = _training_step(run, batch, step)
             step_seconds = time.perf_counter() - tick
             speed = config.batch_size / max(step_seconds, 1e-9)
             progress.update(1)
@@ -303,45 +322,87 @@ def train_branch(
                 on_step(step, {"loss": value, "samples_per_s": speed, "step_s": step_seconds,
                                "data_s": data_seconds, "lr": config.lr})
             if step % config.checkpoint_every == 0 or step == config.steps:
-                write_checkpoint(step)
+                run.write_checkpoint(step)
             # Checkpoint writing is left out of the next step's time.
             tick = time.perf_counter()
     finally:
         progress.close()
+    return step
 
-    if step == start and dist.is_main and not checkpoint_path.is_file():
-        write_checkpoint(step)
-    final_model = model
-    if ema is not None:
-        final_model = build_unet(config, dataset.n_bands)
-        final_model.load_state_dict({k: v.cpu() for k, v in ema.shadow.items()})
-    diagnostics: dict = {}
-    if dist.is_main:
-        from crossdiff_core.train.diagnostics import write_diagnostics
 
-        scene = dataset._open()[0]
-        extra = {
-            "branch": config.branch,
-            "steps": step,
-            "final_loss": losses[-1] if losses else None,
-            "schedule": config.schedule,
-            "timesteps": config.timesteps,
-            "pan_patch": config.pan_patch,
-            "ratio": dataset.ratio,
-            "sensor": str(scene.attrs["sensor"]),
-            "band_names": scene.band_names,
-            "scale_max": scene.scale_max,
-            "normalisation": dataset.normalisation.to_dict(),
-            "train_t_max": config.train_t_max,
-            "ema": ema is not None,
-        }
-        save_unet(final_model.float().to(memory_format=torch.contiguous_format), folder, extra)
-        diagnostics = write_diagnostics(
-            final_model, diffusion, config, dataset, folder,
-            final_loss=losses[-1] if losses else float("nan"), steps=step,
-            recent_loss=float(np.mean(losses[-max(1, len(losses) // 10):])) if losses else None,
-        )
+def _training_step(run: _Run, batch: dict[str, torch.Tensor], step: int) -> float:
+    """One optimiser step on this process's share of the global batch; returns the loss
+    averaged over the processes (FloatingPointError when it is not finite)."""
+    config, dist, device = run.config, run.dist, run.device
+    local = config.batch_size // dist.world_size
+    channels = run.dataset.n_bands if config.branch == "p2m" else 1
+    x0, condition = branch_inputs(config.branch, batch)
+    shape = (config.batch_size, channels, config.pan_patch, config.pan_patch)
+    t, noise, drop = run.diffusion.draw_training_inputs(
+        shape, run.generator, config.cond_drop_prob, config.train_t_max)
+    mine = slice(dist.rank * local, (dist.rank + 1) * local)
+    t, noise = t[mine], noise[mine]
+    x0 = x0.to(device, non_blocking=True)
+    condition = condition.to(device, non_blocking=True)
+    if run.use_cuda:
+        x0 = x0.contiguous(memory_format=torch.channels_last)
+        condition = condition.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=run.use_cuda):
+        loss = run.diffusion.training_loss(run.trained, x0, condition, t.to(device),
+                                           noise.to(device), drop_condition=drop)
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    reported = loss.detach().float()
     if dist.active:
-        torch.distributed.barrier()
-    return PretrainResult(config.branch, folder, step,
-                          losses[-1] if losses else float("nan"), diagnostics)
+        torch.distributed.all_reduce(reported)
+        reported /= dist.world_size
+    value = float(reported)
+    if not np.isfinite(value):
+        kept = (
+            f"the last good checkpoint ({run.checkpoint_path}, step {run.last_saved}) is kept"
+            if run.last_saved is not None else "no checkpoint had been written yet"
+        )
+        raise FloatingPointError(
+            f"pretraining {config.branch} stopped: loss is {value} at step {step}; "
+            f"{kept}. Lower pretrain.lr or set pretrain.grad_clip, then rerun (it "
+            "resumes from the checkpoint)"
+        )
+    if config.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), config.grad_clip)
+    run.optimizer.step()
+    if run.ema is not None:
+        run.ema.update(run.model)
+    run.losses.append(value)
+    if run.use_cuda:
+        torch.cuda.synchronize(device)
+    return value
+
+
+def _write_outputs(run: _Run, final_model: ConditionalUNet, step: int) -> dict:
+    """Save the final UNet (with what inference needs to know in ``extra``) and write the
+    diagnostics; returns them."""
+    from crossdiff_core.train.diagnostics import write_diagnostics
+
+    config, dataset, losses = run.config, run.dataset, run.losses
+    scene = dataset._open()[0]
+    extra = {
+        "branch": config.branch,
+        "steps": step,
+        "final_loss": losses[-1] if losses else None,
+        "schedule": config.schedule,
+        "timesteps": config.timesteps,
+        "pan_patch": config.pan_patch,
+        "ratio": dataset.ratio,
+        "sensor": str(scene.attrs["sensor"]),
+        "band_names": scene.band_names,
+        "scale_max": scene.scale_max,
+        "normalisation": dataset.normalisation.to_dict(),
+        "train_t_max": config.train_t_max,
+        "ema": run.ema is not None,
+    }
+    save_unet(final_model.float().to(memory_format=torch.contiguous_format), run.folder, extra)
+    return write_diagnostics(
+        final_model, run.diffusion, config, dataset, run.folder,
+        final_loss=losses[-1] if losses else float("nan"), steps=step,
+        recent_loss=float(np.mean(losses[-max(1, len(losses) // 10):])) if losses else None,
+    )
