@@ -123,13 +123,16 @@ def _digest(value) -> str:
 
 def pretrained_encoders(store: str, params: dict, work: Path) -> Path:
     """Pretrain both branches on ``store`` and freeze them; cached by the settings."""
+    from crossdiff_core.config import section_values
     from crossdiff_core.train.adapt import freeze_pretrained
     from crossdiff_core.train.config import BRANCHES, PretrainConfig
     from crossdiff_core.train.pretrain import train_branch
-    from flows.freeze import freeze_settings_from
+    from flows.params import validate
 
     pretrain = {k: v for k, v in params["pretrain"].items() if k not in ("scenes", "out")}
-    freeze = freeze_settings_from(params["freeze"], params["pretrain"])
+    frozen_config = validate("freeze", params["freeze"])
+    freeze = {k: v for k, v in section_values(frozen_config).items() if k != "out"}
+    freeze["pan_patch"] = validate("pretrain", params["pretrain"]).pan_patch
     folder = work / "encoders" / _digest([store, pretrain])
     frozen = folder / f"frozen-{_digest(freeze)}"
     if (frozen / "config.json").is_file():
@@ -144,14 +147,16 @@ def pretrained_encoders(store: str, params: dict, work: Path) -> Path:
 def adapted_head(store: str, encoders: Path, params: dict, seed: int, out: Path,
                  random: bool) -> Path:
     """The head on ``encoders``, or with ``random`` on their random frozen twins (ablation)."""
-    from crossdiff_core.nets.extractor import load_extractor
-    from crossdiff_core.train.adapt import AdaptConfig, adapt_head
-    from flows.adapt import CONFIG_KEYS
+    from dataclasses import replace
 
-    settings = {k: v for k, v in params["adapt"].items() if k in CONFIG_KEYS}
-    settings.update(seed=seed, random_encoders=random, device="cpu")
+    from crossdiff_core.nets.extractor import load_extractor
+    from crossdiff_core.train.adapt import adapt_head
+    from flows.params import validate
+
+    config = replace(validate("adapt", params["adapt"]).run_config(), seed=seed,
+                     random_encoders=random, device="cpu")
     extractor = load_extractor(encoders)
-    adapt_head([store], out, extractor, AdaptConfig(**settings))
+    adapt_head([store], out, extractor, config)
     return out
 
 

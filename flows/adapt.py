@@ -7,53 +7,32 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from prefect import flow, get_run_logger
 
-from flows.params import load_params
+from crossdiff_core.config import AdaptParams, FreezeParams, section_values
+from flows.params import stage_config
 from tasks.adapt import adapt_task
 
-CONFIG_KEYS = (
-    "steps",
-    "batch_size",
-    "pan_patch",
-    "lr",
-    "seed",
-    "spectral_weight",
-    "spatial_weight",
-    "spatial_loss",
-    "mode",
-    "head_channels",
-    "random_encoders",
-    "random_channels",
-    "calibration_patches",
-    "normalisation",
-    "lr_schedule",
-    "device",
-)
+
+def with_encoders(config: AdaptParams, freeze: FreezeParams) -> AdaptParams:
+    """``config`` with its encoders resolved: ``adapt.encoders``, or else ``freeze.out``."""
+    return config if config.encoders else replace(config, encoders=freeze.out)
 
 
 @flow(name="adapt")
-def adapt_flow(
-    scenes: list[str],
-    out: str,
-    encoders: str | None = None,
-    settings: dict | None = None,
-    on_step: Callable[[int, dict], None] | None = None,
-) -> dict:
-    """Train the head on ``scenes`` (stores or folders of stores) and save it to ``out``.
-
-    ``settings``: keys of ``AdaptConfig`` (see params.yaml). Returns {"out", "seconds", "final"}.
-    """
+def adapt_flow(config: AdaptParams,
+               on_step: Callable[[int, dict], None] | None = None) -> dict:
+    """Train the head on ``config.scenes`` (stores or folders of stores) and save it to
+    ``config.out``. Returns {"out", "seconds", "final"}."""
     from crossdiff_core.io.store import find_scene_stores
-    from crossdiff_core.train.adapt import AdaptConfig
 
-    config = AdaptConfig(**{k: v for k, v in (settings or {}).items() if k in CONFIG_KEYS})
-    if encoders is None and not config.random_encoders:
-        raise ValueError("adapt needs --encoders (a frozen extractor folder) or random_encoders")
-    stores = [str(path) for path in find_scene_stores(scenes)]
-    result = adapt_task(stores, Path(out), Path(encoders) if encoders else None, config, on_step)
+    if config.encoders is None and not config.random_encoders:
+        raise ValueError("adapt needs encoders (a frozen extractor folder) or random_encoders")
+    stores = [str(path) for path in find_scene_stores(config.scenes)]
+    result = adapt_task(stores, config, on_step)
     final = result.losses[-1]
     get_run_logger().info(
         "adapted %d steps in %.1f s, final loss %.4f -> %s",
@@ -76,24 +55,18 @@ def scenes_sensor(scenes: list[str]) -> str:
 def main() -> None:
     from flows.tracked import tracked_stage
 
-    params = load_params("adapt")
-    encoders = params.get("encoders") or load_params("freeze")["out"]
-    with tracked_stage("adapt", params) as tracker:
-        result = adapt_flow(
-            scenes=list(params["scenes"]),
-            out=str(params["out"]),
-            encoders=str(encoders),
-            settings=params,
-            on_step=tracker.on_step("adapt_"),
-        )
+    configs = stage_config("adapt")
+    config = with_encoders(configs["adapt"], configs["freeze"])
+    with tracked_stage("adapt", section_values(config)) as tracker:
+        result = adapt_flow(config, on_step=tracker.on_step("adapt_"))
         tracker.log_metrics({f"final_{k}": v for k, v in result["final"].items()})
         tracker.log_artifact(result["out"], "pansharpener")
-        if not params.get("random_encoders"):
+        if not config.random_encoders:
             from tasks import tracking
 
             version = tracking.register_candidate(
-                Path(result["out"]), load_params("tracking")["pansharpener_model_name"],
-                scenes_sensor(params["scenes"]))
+                Path(result["out"]), configs["tracking"].pansharpener_model_name,
+                scenes_sensor(config.scenes))
             print(f"registered pansharpener version {version} as candidate")
 
 

@@ -1,36 +1,89 @@
-"""The ``crossdiff`` command: one sub-command per user action, each calling a flow."""
+"""The ``crossdiff`` command: one sub-command per user action (flows/commands/*).
+
+Each command reads its section of params.yaml (``--params``) into the section's typed config,
+applies its options on top (``flows.params.cli_config``), calls the same flow or the same function
+the flow calls, and prints. Errors are handled here, once: a user error (bad input, a missing
+file, a refused setting) exits 1 with one line ``error: ...``; a usage error (an unknown option, a
+missing or malformed option value) exits 2 with click's usage message; a traceback is printed
+only with ``crossdiff --debug ...``.
+"""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
+from typer.core import TyperGroup
+
+from flows.commands import (
+    adapt,
+    cross_sensor,
+    evaluate,
+    ingest,
+    pansharpen,
+    pretrain,
+    report,
+    serve,
+)
+
+# What a user can cause and fix: bad or missing input, refused settings, a diverging run.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError, OSError, KeyError, FloatingPointError,
+)
+
+
+def error_line(error: BaseException) -> str:
+    """One line saying what went wrong (a KeyError's message without its quotes)."""
+    text = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+    text = " ".join(text.split()) or type(error).__name__
+    if isinstance(error, USER_ERRORS):
+        return f"error: {text}"
+    return (f"error: {type(error).__name__}: {text} (unexpected: rerun with `crossdiff --debug` "
+            "for the traceback)")
+
+
+class ErrorHandlingGroup(TyperGroup):
+    """Runs a sub-command and turns what it raises into one line and exit status 1, unless
+    ``--debug`` asked for the traceback. Click's own exits (usage errors: 2) pass through."""
+
+    def invoke(self, ctx: typer.Context):
+        try:
+            return super().invoke(ctx)
+        except (typer.TyperException, typer.Exit, typer.Abort):
+            raise  # usage errors (exit 2), explicit exits and Ctrl+C: click's own handling
+        except Exception as error:
+            if ctx.params.get("debug"):
+                raise
+            typer.echo(error_line(error), err=True)
+            raise typer.Exit(1) from None
+
 
 app = typer.Typer(
     name="crossdiff",
+    cls=ErrorHandlingGroup,
     help=(
         "CrossDiff self-supervised pansharpening.\n\n"
         "Typical use: `crossdiff ingest ARCHIVE --out data/zarr`, then `dvc repro` for the whole "
         "chain, or `crossdiff pansharpen --model models:/crossdiff-pansharpener@champion "
-        "--pan PAN.tif --ms MS.tif --out FUSED.tif` to fuse your own scene."
+        "--pan PAN.tif --ms MS.tif --out FUSED.tif` to fuse your own scene. Settings not given as "
+        "options come from params.yaml (`--params` of each command)."
     ),
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
 
 
-# Each module in flows/commands defines ``register(app)`` adding its sub-command(s).
-COMMAND_MODULES: tuple[str, ...] = (
-    "serve", "report", "ingest", "pretrain", "adapt", "pansharpen", "evaluate", "cross_sensor",
-)
+@app.callback()
+def main_options(
+    debug: Annotated[bool, typer.Option(
+        "--debug", envvar="CROSSDIFF_DEBUG",
+        help="Show the full traceback of an error instead of one line.")] = False,
+) -> None:
+    """Options of every sub-command: ``--debug`` before the sub-command's name."""
 
 
-def _register_commands() -> None:
-    import importlib
-
-    for name in COMMAND_MODULES:
-        importlib.import_module(f"flows.commands.{name}").register(app)
-
-
-_register_commands()
+for module in (ingest, pretrain, adapt, evaluate, pansharpen, report, cross_sensor, serve):
+    module.register(app)
 
 
 def main() -> None:

@@ -11,20 +11,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from prefect import flow, get_run_logger
 
+from crossdiff_core.config import AdaptParams, CrossSensorParams, FreezeParams, PretrainParams
 from crossdiff_core.report.cross_sensor import CrossSensorScore
 from flows.adapt import adapt_flow
 from flows.freeze import freeze_flow
-from flows.params import load_params
+from flows.params import load_config
 from flows.pretrain import pretrain_flow
 from tasks import cross_sensor as cs_tasks
 
 RESOLUTIONS = ("full", "reduced")
-FREEZE_KEYS = ("t_feature", "noise_free", "pan_patch", "calibration_patches", "seed",
-               "decoder_features")
 
 
 def _folder_name(sensor: str) -> str:
@@ -33,31 +33,26 @@ def _folder_name(sensor: str) -> str:
 
 @flow(name="cross-sensor")
 def cross_sensor_flow(
-    scenes: list[str],
-    out: str,
-    work_dir: str,
-    max_scenes_per_sensor: int | None = None,
-    max_pan_size: int = 512,
-    pretrain_settings: dict | None = None,
-    freeze_settings: dict | None = None,
-    adapt_settings: dict | None = None,
+    config: CrossSensorParams,
+    pretrain: PretrainParams,
+    freeze: FreezeParams,
+    adapt: AdaptParams,
     on_artifact: Callable[[Path], None] | None = None,
 ) -> Path:
-    """Run every (encoder sensor, target sensor) pair at both resolutions and write
-    ``<out>/cross_sensor.{csv,md,png}``; returns the Markdown path. Settings are keys of the
-    pretrain, freeze and adapt sections; pairs whose encoders cannot serve the target (bands or
-    ratio that do not match) are reported with the reason instead of a score."""
+    """Run every (encoder sensor, target sensor) pair of ``config.scenes`` at both resolutions and
+    write ``<config.out>/cross_sensor.{csv,md,png}``; returns the Markdown path. ``pretrain``,
+    ``freeze`` and ``adapt`` give every run's settings (their scenes and folders are the
+    experiment's own, under ``config.work_dir``); pairs whose encoders cannot serve the target
+    (bands or ratio that do not match) are reported with the reason instead of a score."""
     logger = get_run_logger()
-    work = Path(work_dir)
-    groups = cs_tasks.group_scenes(scenes, max_scenes_per_sensor)
+    work = Path(config.work_dir)
+    groups = cs_tasks.group_scenes(list(config.scenes), config.max_scenes_per_sensor)
     sensors = list(groups)
     prepared = {
-        sensor: [cs_tasks.prepare_scene(store, work / "scenes", max_pan_size) for store in stores]
+        sensor: [cs_tasks.prepare_scene(store, work / "scenes", config.max_pan_size)
+                 for store in stores]
         for sensor, stores in groups.items()
     }
-    freeze_kwargs = {k: v for k, v in (freeze_settings or {}).items() if k in FREEZE_KEYS}
-    if "pan_patch" not in freeze_kwargs and pretrain_settings and "pan_patch" in pretrain_settings:
-        freeze_kwargs["pan_patch"] = int(pretrain_settings["pan_patch"])
 
     values: dict[tuple[str, str, str], dict[str, float]] = {}
     skipped: dict[tuple[str, str], str] = {}
@@ -66,13 +61,9 @@ def cross_sensor_flow(
         for encoder_sensor in sensors:
             own = [p.store(resolution) for p in prepared[encoder_sensor]]
             base = work / resolution / _folder_name(encoder_sensor)
-            pretrain_flow(scenes=own, out=str(base / "pretrain"), settings=pretrain_settings)
-            encoders = freeze_flow(
-                pretrain_dir=str(base / "pretrain"),
-                scenes=own,
-                out=str(base / "encoders"),
-                **freeze_kwargs,
-            )
+            pretrain_flow(replace(pretrain, scenes=own, out=str(base / "pretrain")))
+            encoders = freeze_flow(replace(freeze, out=str(base / "encoders")),
+                                   str(base / "pretrain"), own, pretrain.pan_patch)
             for target_sensor in sensors:
                 if (encoder_sensor, target_sensor) in skipped:
                     continue
@@ -85,9 +76,7 @@ def cross_sensor_flow(
                     )
                     skipped[(encoder_sensor, target_sensor)] = mismatch
                     continue
-                adapt_flow(
-                    scenes=targets, out=str(head), encoders=encoders, settings=adapt_settings
-                )
+                adapt_flow(replace(adapt, scenes=targets, out=str(head), encoders=encoders))
                 for scene in prepared[target_sensor]:
                     key = (encoder_sensor, target_sensor, scene.scene_id)
                     values.setdefault(key, {})[index] = cs_tasks.score_model(
@@ -108,7 +97,7 @@ def cross_sensor_flow(
         )
         for (enc, tgt, scene_id), by_index in values.items()
     ]
-    written = cs_tasks.write_matrix(scores, Path(out), sensors, skipped)
+    written = cs_tasks.write_matrix(scores, Path(config.out), sensors, skipped)
     if on_artifact is not None:
         for path in written.values():
             on_artifact(path)
@@ -136,36 +125,27 @@ def _dev_sources(entries: list) -> list[tuple[str | list[str], str | None]]:
     return kept
 
 
-def main(scenes: list[str] | None = None, out: str | None = None) -> Path:
-    """Run the flow from the ``cross_sensor`` section; ``scenes``/``out`` override it (given
-    scenes also skip the development sources)."""
-    params = load_params("cross_sensor")
-    if scenes is None:
-        scenes = [str(s) for s in params.get("scenes", ["data/zarr"])]
-        sources = _dev_sources(list(params.get("dev_sources") or []))
-        if sources:
-            from flows.ingest import ingest_flow
+def run(config: CrossSensorParams, path: Path | None = None) -> Path:
+    """The experiment of ``config``: its development sources ingested into ``config.ingest_out``
+    first (with the ``ingest`` section's settings), every run with the ``pretrain``, ``freeze``
+    and ``adapt`` sections of the params file at ``path`` overridden by ``config``'s."""
+    scenes = list(config.scenes)
+    sources = _dev_sources(list(config.dev_sources))
+    if sources:
+        from flows.ingest import ingest_flow
 
-            ingest_out = str(params.get("ingest_out", "data/models/cross_sensor/dev_scenes"))
-            for source, sensor in sources:
-                ingest_flow(sources=[source], out=ingest_out, sensor=sensor)
-            if ingest_out not in scenes:
-                scenes.append(ingest_out)
-    settings = {}
-    for stage in ("pretrain", "freeze", "adapt"):
-        section = {k: v for k, v in load_params(stage).items() if k not in ("scenes", "out")}
-        section.update(params.get(stage) or {})
-        settings[stage] = section
-    return cross_sensor_flow(
-        scenes=scenes,
-        out=out or str(params.get("out", "reports/cross_sensor")),
-        work_dir=str(params.get("work_dir", "data/models/cross_sensor")),
-        max_scenes_per_sensor=params.get("max_scenes_per_sensor"),
-        max_pan_size=int(params.get("max_pan_size", 512)),
-        pretrain_settings=settings["pretrain"],
-        freeze_settings=settings["freeze"],
-        adapt_settings=settings["adapt"],
-    )
+        ingest = load_config("ingest", path, required=False)
+        for source, sensor in sources:
+            ingest_flow(replace(ingest, sources=[source], out=config.ingest_out, sensor=sensor))
+        if config.ingest_out not in scenes:
+            scenes.append(config.ingest_out)
+    stages = {stage: load_config(stage, path, getattr(config, stage), required=False)
+              for stage in ("pretrain", "freeze", "adapt")}
+    return cross_sensor_flow(replace(config, scenes=scenes), **stages)
+
+
+def main() -> Path:
+    return run(load_config("cross_sensor"))
 
 
 if __name__ == "__main__":

@@ -5,30 +5,21 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from prefect import flow, get_run_logger
 
-from flows.params import load_params
+from crossdiff_core.config import IngestParams, section_values
+from flows.params import stage_config
 from tasks.ingest import ingest_source_task
 
 
 @flow(name="ingest")
-def ingest_flow(
-    sources: list[str | list[str]],
-    out: str,
-    sensor: str | None = None,
-    chunk_size: int = 1024,
-    scheduler: str = "threads",
-    force: bool = False,
-) -> list[str]:
-    """Ingest every source (a path, or a [PAN, MS] GeoTIFF pair) into ``out``; returns the store
-    paths, written or already present, in source order."""
+def ingest_flow(config: IngestParams, force: bool = False) -> list[str]:
+    """Ingest every source of ``config`` (a path, or a [PAN, MS] GeoTIFF pair) into
+    ``config.out``; returns the store paths, written or already present, in source order."""
     logger = get_run_logger()
     stores: list[str] = []
-    for source in sources:
-        result = ingest_source_task(source, out, sensor=sensor, chunk_size=chunk_size,
-                                    scheduler=scheduler, force=force)
+    for source in config.sources:
+        result = ingest_source_task(source, config, force=force)
         verb = "already ingested" if result.skipped else "ingested"
         logger.info("%s %s -> %s", verb, source, result.store)
         stores.extend(str(path) for path in result.stores or (result.store,))
@@ -38,16 +29,9 @@ def ingest_flow(
 def main() -> None:
     from flows.tracked import tracked_stage
 
-    params = load_params("ingest")
-    with tracked_stage("ingest", params, sensor=params.get("sensor")) as tracker:
-        stores = ingest_flow(
-            sources=list(params["sources"]),
-            out=str(Path(params["out"])),
-            sensor=params.get("sensor"),
-            chunk_size=int(params.get("chunk_size", 1024)),
-            scheduler=str(params.get("scheduler", "threads")),
-            force=bool(params.get("force", False)),
-        )
+    config = stage_config("ingest")["ingest"]
+    with tracked_stage("ingest", section_values(config), sensor=config.sensor) as tracker:
+        stores = ingest_flow(config)
         tracker.log_metrics({"stores": len(stores)})
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger
 
-from flows.params import load_params
+from crossdiff_core.config import IngestParams
+from flows.params import load_config
 from tasks.ingest import ingest_source_task
 
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".zip", ".h5", ".mat")
@@ -34,19 +35,18 @@ def landing_candidates(landing: Path) -> list[Path]:
 
 
 @flow(name="landing")
-def landing_flow(landing: str = "data/landing", out: str | None = None,
-                 sensor: str | None = None, readapt: bool = True) -> list[str]:
-    """Ingest what is new in ``landing``; re-adapt and re-evaluate when anything was.
+def landing_flow(landing: str = "data/landing", config: IngestParams | None = None,
+                 readapt: bool = True) -> list[str]:
+    """Ingest what is new in ``landing`` with ``config`` (default: the ``ingest`` section of
+    params.yaml; its ``sources`` are not read); re-adapt and re-evaluate when anything was new.
 
     Returns the stores written by this run (empty when nothing was new).
     """
     logger = get_run_logger()
-    ingest_params = load_params("ingest")
-    out = out or ingest_params["out"]
+    config = config or load_config("ingest")
     new_stores: list[str] = []
     for source in landing_candidates(Path(landing)):
-        result = ingest_source_task(str(source), out, sensor=sensor,
-                                    chunk_size=int(ingest_params["chunk_size"]))
+        result = ingest_source_task(str(source), config)
         if result.skipped:
             logger.info("already ingested: %s", source.name)
         else:

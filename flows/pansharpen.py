@@ -1,67 +1,46 @@
-"""Pansharpen whole scenes with an adapted model or a classical baseline.
+"""Pansharpen whole scenes with an adapted model, a registered model or a classical baseline.
 
-``python -m flows.pansharpen`` reads the ``pansharpen`` section of params.yaml.
+``python -m flows.pansharpen`` reads the ``pansharpen`` section of params.yaml and writes one
+output per scene store found in ``pansharpen.scenes``: ``<out>/<scene_id>.tif`` (or ``.zarr``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import flow
+from prefect import flow, get_run_logger
 
-from flows.params import load_params
+from crossdiff_core.config import PansharpenParams
+from flows.params import load_config
 from tasks.infer import pansharpen_task
+from tasks.models import local_model
+
+
+def output_path(config: PansharpenParams, store: str | Path) -> Path:
+    return Path(config.out) / f"{Path(store).stem}.{'tif' if config.format == 'cog' else 'zarr'}"
 
 
 @flow(name="pansharpen")
-def pansharpen_flow(
-    model: str,
-    scene: str,
-    out: str,
-    fmt: str = "cog",
-    tile: int = 640,
-    blend: int = 32,
-    batch_size: int = 1,
-    device: str = "auto",
-    overwrite: bool = False,
-    progress: bool = True,
-) -> str:
-    """Fuse one scene store with ``model`` (pansharpener folder or baseline name) into ``out``."""
-    return str(
-        pansharpen_task(
-            model,
-            Path(scene),
-            Path(out),
-            fmt=fmt,
-            tile=tile,
-            blend=blend,
-            batch_size=batch_size,
-            device=device,
-            overwrite=overwrite,
-            progress=progress,
-        )
-    )
+def pansharpen_flow(config: PansharpenParams, overwrite: bool = True,
+                    progress: bool = True) -> list[str]:
+    """Fuse every scene store found in ``config.scenes`` with ``config.model`` (a folder, a
+    registry address, downloaded once for all scenes, or a baseline name); returns the outputs."""
+    from crossdiff_core.io.store import find_scene_stores
+
+    logger = get_run_logger()
+    written = []
+    with local_model(config.model) as model:
+        for store in find_scene_stores(config.scenes):
+            out = output_path(config, store)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            written.append(str(pansharpen_task(model, store, out, config, overwrite=overwrite,
+                                               progress=progress)))
+            logger.info("pansharpened %s with %s -> %s", store, config.model, out)
+    return written
 
 
 def main() -> None:
-    params = load_params("pansharpen")
-    for scene in params["scenes"]:
-        out = (
-            Path(params["out"])
-            / f"{Path(scene).stem}.{'tif' if params.get('format', 'cog') == 'cog' else 'zarr'}"
-        )
-        out.parent.mkdir(parents=True, exist_ok=True)
-        pansharpen_flow(
-            model=str(params["model"]),
-            scene=str(scene),
-            out=str(out),
-            fmt=params.get("format", "cog"),
-            tile=int(params.get("tile", 640)),
-            blend=int(params.get("blend", 32)),
-            batch_size=int(params.get("batch_size", 1)),
-            device=str(params.get("device", "auto")),
-            overwrite=True,
-        )
+    pansharpen_flow(load_config("pansharpen"))
 
 
 if __name__ == "__main__":

@@ -1,12 +1,25 @@
-"""End-to-end and re-adaptation flows: each stage's ``main()`` (as DVC runs it) as a subflow."""
+"""End-to-end and re-adaptation flows: each stage's ``main()`` (as DVC runs it) as a subflow.
+
+Each ``main()`` reads its sections of params.yaml into the typed configs (``flows.params``).
+"""
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Callable
 
 from prefect import flow
 
-STAGES: tuple[str, ...] = ("ingest", "pretrain", "freeze", "adapt", "evaluate", "report")
+from flows import adapt, evaluate, freeze, ingest, pretrain, report
+
+STAGE_MAINS: dict[str, Callable[[], object]] = {
+    "ingest": ingest.main,
+    "pretrain": pretrain.main,
+    "freeze": freeze.main,
+    "adapt": adapt.main,
+    "evaluate": evaluate.main,
+    "report": report.main,
+}
+STAGES: tuple[str, ...] = tuple(STAGE_MAINS)
 READAPT_STAGES: tuple[str, ...] = ("adapt", "evaluate", "report")
 
 
@@ -15,7 +28,7 @@ def _run_stages(stages: tuple[str, ...] | list[str]) -> None:
     if unknown:
         raise ValueError(f"unknown stage(s) {unknown}: choose from {list(STAGES)}")
     for stage in stages:
-        importlib.import_module(f"flows.{stage}").main()
+        STAGE_MAINS[stage]()
 
 
 @flow(name="crossdiff-pipeline")

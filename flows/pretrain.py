@@ -19,19 +19,11 @@ from collections.abc import Callable
 
 from prefect import flow, get_run_logger
 
-from crossdiff_core.train.config import BRANCHES, PretrainConfig
+from crossdiff_core.config import PretrainParams, section_values
+from crossdiff_core.train.config import BRANCHES
 from crossdiff_core.train.pretrain import train_branch
-from flows.params import load_params
+from flows.params import stage_config
 from tasks.pretrain import pretrain_branch_task
-
-
-def branch_configs(scenes: list[str], out: str, settings: dict | None = None,
-                   branches: list[str] | tuple[str, ...] = BRANCHES) -> list[PretrainConfig]:
-    """One config per branch from ``settings`` (keys of the ``pretrain`` section, including the
-    per-branch ``p2m``/``m2p`` overrides) with ``scenes`` and ``out`` taking precedence."""
-    settings = {k: v for k, v in (settings or {}).items() if k not in ("scenes", "out")}
-    return [PretrainConfig.from_params(settings, branch, scenes=list(scenes), out=out)
-            for branch in branches]
 
 
 def _prefixed(branch: str, on_step: Callable[[int, dict], None] | None):
@@ -42,44 +34,39 @@ def _prefixed(branch: str, on_step: Callable[[int, dict], None] | None):
 
 @flow(name="pretrain")
 def pretrain_flow(
-    scenes: list[str],
-    out: str,
-    settings: dict | None = None,
+    config: PretrainParams,
     branches: tuple[str, ...] = BRANCHES,
     on_step: Callable[[int, dict], None] | None = None,
 ) -> dict[str, dict]:
-    """Train the requested branches as concurrent task submissions; returns per-branch summaries
-    (folder, steps, final_loss, diagnostics). ``on_step(step, metrics)`` gets each branch's
-    metrics with keys prefixed ``p2m_``/``m2p_``."""
+    """Train the requested branches of ``config`` as concurrent task submissions; returns
+    per-branch summaries (folder, steps, final_loss, diagnostics). ``on_step(step, metrics)``
+    gets each branch's metrics with keys prefixed ``p2m_``/``m2p_``."""
     logger = get_run_logger()
-    configs = branch_configs(scenes, out, settings, tuple(branches))
-    futures = [pretrain_branch_task.submit(config, _prefixed(config.branch, on_step))
-               for config in configs]
+    configs = config.branch_configs(branches)
+    futures = [pretrain_branch_task.submit(branch, _prefixed(branch.branch, on_step))
+               for branch in configs]
     summaries = {}
-    for config, future in zip(configs, futures, strict=True):
+    for branch, future in zip(configs, futures, strict=True):
         summary = future.result()
-        logger.info("%s: %d steps, final loss %.4f, held-out RMSE %.4f -> %s", config.branch,
+        logger.info("%s: %d steps, final loss %.4f, held-out RMSE %.4f -> %s", branch.branch,
                     summary["steps"], summary["final_loss"], summary["diagnostics"]["rmse"],
                     summary["folder"])
-        summaries[config.branch] = summary
+        summaries[branch.branch] = summary
     return summaries
 
 
 def main() -> None:
-    params = load_params("pretrain")
-    scenes = [str(s) for s in params.get("scenes", ["data/zarr"])]
-    out = str(params.get("out", "data/models/pretrain"))
+    config = stage_config("pretrain")["pretrain"]
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        for config in branch_configs(scenes, out, params):
-            train_branch(config)
+        for branch in config.branch_configs():
+            train_branch(branch)
         return
     from flows.tracked import tracked_stage
 
-    with tracked_stage("pretrain", params) as tracker:
+    with tracked_stage("pretrain", section_values(config)) as tracker:
         from flows.runners import on_dask_cluster
 
-        summaries = on_dask_cluster(pretrain_flow)(scenes=scenes, out=out, settings=params,
-                                                   on_step=tracker.on_step())
+        summaries = on_dask_cluster(pretrain_flow)(config, on_step=tracker.on_step())
         for branch, summary in summaries.items():
             tracker.log_metrics({"final_loss": summary["final_loss"],
                                  **{k: v for k, v in summary["diagnostics"].items()

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from flows.params import load_params
+from flows.params import load_config
 from tasks import tracking
 
 
@@ -34,7 +34,7 @@ class StageTracker:
 
 @contextlib.contextmanager
 def tracked_stage(stage: str, params: dict, sensor: str | None = None) -> Iterator[StageTracker]:
-    """Open the stage's MLflow run (experiment from params.yaml's ``tracking`` section, if any)."""
-    experiment = (load_params().get("tracking") or {}).get("experiment", "crossdiff")
+    """Open the stage's MLflow run (experiment from params.yaml's ``tracking`` section)."""
+    experiment = load_config("tracking").experiment
     with tracking.stage_run(stage, params, experiment=experiment, sensor=sensor) as run_id:
         yield StageTracker(stage, run_id)

@@ -262,13 +262,13 @@ def promote_candidate(model_name: str, hqnr: float) -> dict:
     return promote_if_better(model_name, str(candidate.version), hqnr)
 
 
-def resolve_model_uri(uri: str, dst: Path | None = None) -> Path:
-    """Download a registered pansharpener (``models:/<name>@<alias>`` or ``models:/<name>/<v>``).
+def resolve_model_uri(uri: str, dst: Path) -> Path:
+    """Download a registered pansharpener (``models:/<name>@<alias>`` or ``models:/<name>/<v>``)
+    into ``dst`` (entry points use ``tasks.models.local_model``, which removes it afterwards).
 
     Returns the local folder holding the saved pansharpener (state dicts + config).
     """
     configure()
-    dst = dst or Path(tempfile.mkdtemp(prefix="crossdiff-model-"))
     try:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst)))
     except MlflowException as err:

@@ -20,6 +20,7 @@ def store(tmp_path_factory):
 
 
 def test_evaluate_flow_writes_every_output(store, tmp_path, prefect_server):
+    from crossdiff_core.config import EvaluateParams
     from flows.evaluate import evaluate_flow
 
     calls = []
@@ -27,8 +28,9 @@ def test_evaluate_flow_writes_every_output(store, tmp_path, prefect_server):
     def smoothed_exp(ms, pan, ratio, sensor):  # an extra method given as a plain callable
         return METHODS["exp"](ms, pan, ratio, sensor)
 
-    scores = evaluate_flow(scenes=[str(store.parent.parent)], methods=["exp", "gsa", "mine"],
-                           out=str(tmp_path), extra_methods={"mine": smoothed_exp},
+    config = EvaluateParams(scenes=[str(store.parent.parent)], methods=["exp", "gsa", "mine"],
+                            out=str(tmp_path), border_cut=0)
+    scores = evaluate_flow(config, extra_methods={"mine": smoothed_exp},
                            on_scene=lambda scene, s: calls.append(scene))
     (scene_id,) = scores
     assert calls == [scene_id]

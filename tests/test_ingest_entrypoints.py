@@ -6,6 +6,7 @@ import yaml
 from ingest_helpers import geotiff_pair, grip_mat, landsat_bundle, tar_folder
 from typer.testing import CliRunner
 
+from crossdiff_core.config import IngestParams
 from crossdiff_core.ingest import ingest_source
 from crossdiff_core.io.store import open_scene
 from flows.cli import app
@@ -58,7 +59,7 @@ def test_flow_main_reads_params(tmp_path, monkeypatch, prefect_server):
     params_file.write_text(yaml.safe_dump(params))
     monkeypatch.setenv("CROSSDIFF_PARAMS", str(params_file))
     ingest_flow_module.main()
-    stores = ingest_flow_module.ingest_flow([str(archive)], str(tmp_path / "zarr"),
-                                            chunk_size=16)
+    config = IngestParams(sources=[str(archive)], out=str(tmp_path / "zarr"), chunk_size=16)
+    stores = ingest_flow_module.ingest_flow(config)
     assert stores == [str(tmp_path / "zarr" / "Landsat-8" / "LC80200392015216LGN00.zarr")]
     np.testing.assert_array_equal(open_scene(stores[0]).pan.values, pan)

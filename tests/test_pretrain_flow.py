@@ -21,11 +21,12 @@ def scenes(tmp_path_factory):
 
 
 def test_flow_trains_both_branches_with_prefixed_step_metrics(tmp_path, scenes, prefect_server):
+    from crossdiff_core.config import PretrainParams
     from flows.pretrain import pretrain_flow
 
     seen = []
-    summaries = pretrain_flow(scenes=[scenes], out=str(tmp_path), settings=TINY,
-                              on_step=lambda step, metrics: seen.append((step, metrics)))
+    config = PretrainParams(scenes=[scenes], out=str(tmp_path), **TINY)
+    summaries = pretrain_flow(config, on_step=lambda step, metrics: seen.append((step, metrics)))
     assert set(summaries) == {"p2m", "m2p"}
     assert summaries["m2p"]["steps"] == 3 and summaries["p2m"]["steps"] == 2
     for branch in ("p2m", "m2p"):

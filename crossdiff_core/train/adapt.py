@@ -12,7 +12,7 @@ import io
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,47 +24,12 @@ from crossdiff_core.device import pick_device
 from crossdiff_core.nets.extractor import FrozenExtractor, random_extractor, random_twin
 from crossdiff_core.nets.fusion import FusionHead
 from crossdiff_core.pansharpener import Pansharpener, save_pansharpener
-from crossdiff_core.scaling import NORMALISATIONS, Normalisation
-from crossdiff_core.train.losses import MODES, AdaptationLoss, mtf_blur, supervised_reduced
+from crossdiff_core.scaling import Normalisation
+from crossdiff_core.train.config import AdaptConfig
+from crossdiff_core.train.losses import AdaptationLoss, mtf_blur, supervised_reduced
 from crossdiff_core.train.patches import PatchDataset
 
 StepCallback = Callable[[int, dict], None]
-# constant: lr throughout; cosine: lr decays to 0 along a half cosine over the steps.
-LR_SCHEDULES = ("cosine", "constant")
-
-
-@dataclass
-class AdaptConfig:
-    """Hyperparameters of one adaptation run (the ``adapt`` section of params.yaml)."""
-
-    steps: int = 600
-    batch_size: int = 4
-    pan_patch: int = 128
-    lr: float = 1e-3
-    seed: int = 0
-    spectral_weight: float = 10.0
-    spatial_weight: float = 1.0
-    spatial_loss: str = "local_correlation"
-    mode: str = "unsupervised"
-    head_channels: list[int] = field(default_factory=lambda: [32, 32, 64, 64])
-    random_encoders: bool = False
-    random_channels: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
-    calibration_patches: int = 16
-    normalisation: str = "percentile"
-    lr_schedule: str = "cosine"
-    device: str = "auto"
-
-    def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise ValueError(f"adapt.mode {self.mode!r}: use one of {MODES}")
-        if self.steps < 1 or self.batch_size < 1:
-            raise ValueError("adapt.steps and adapt.batch_size must be at least 1")
-        if self.normalisation not in NORMALISATIONS:
-            raise ValueError(
-                f"adapt.normalisation {self.normalisation!r}: use one of {NORMALISATIONS}"
-            )
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"adapt.lr_schedule {self.lr_schedule!r}: use one of {LR_SCHEDULES}")
 
 
 def _batch(dataset: PatchDataset, start: int, size: int) -> dict[str, torch.Tensor]:

@@ -1,10 +1,16 @@
-"""Pretraining configuration: one dataclass per branch, built from the `pretrain` params section."""
+"""Training configurations: pretraining (shared settings and one config per branch) and adaptation.
+
+These dataclasses hold the defaults of the ``pretrain`` and ``adapt`` sections of params.yaml (the
+section configs in ``crossdiff_core.config`` build on them); nothing here imports torch.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 
 BRANCHES = ("p2m", "m2p")
+# constant: lr throughout; cosine: lr decays to 0 along a half cosine over the steps.
+LR_SCHEDULES = ("cosine", "constant")
 
 # Settings that change what a run computes; a checkpoint is only resumed when they all match.
 # (steps, checkpoint_every, num_workers, device, out, scenes and the diagnostics may change.)
@@ -15,15 +21,11 @@ RESUME_KEYS = (
 
 
 @dataclass
-class PretrainConfig:
-    """Every setting of one branch's pretraining run (see the ``pretrain`` section of params.yaml).
+class PretrainSettings:
+    """Every pretraining setting both branches share (the ``pretrain`` section of params.yaml
+    without its per-branch overrides). ``batch_size`` is the global batch: under DDP each of the N
+    processes takes ``batch_size / N`` samples of it."""
 
-    P2M diffuses the upsampled MS conditioned on the PAN; M2P diffuses the PAN conditioned on the
-    upsampled MS. ``batch_size`` is the global batch: under DDP each of the N processes takes
-    ``batch_size / N`` samples of it.
-    """
-
-    branch: str
     scenes: list[str] = field(default_factory=lambda: ["data/zarr"])
     out: str = "data/models/pretrain"
     seed: int = 0
@@ -48,8 +50,6 @@ class PretrainConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        if self.branch not in BRANCHES:
-            raise ValueError(f"branch must be one of {BRANCHES}, got {self.branch!r}")
         if isinstance(self.scenes, str):
             self.scenes = [self.scenes]
         self.scenes = [str(scene) for scene in self.scenes]
@@ -85,6 +85,22 @@ class PretrainConfig:
                 f"{len(self.channels)} UNet levels"
             )
 
+
+@dataclass
+class PretrainConfig(PretrainSettings):
+    """Every setting of one branch's pretraining run.
+
+    P2M diffuses the upsampled MS conditioned on the PAN; M2P diffuses the PAN conditioned on the
+    upsampled MS.
+    """
+
+    branch: str = field(kw_only=True)
+
+    def __post_init__(self) -> None:
+        if self.branch not in BRANCHES:
+            raise ValueError(f"branch must be one of {BRANCHES}, got {self.branch!r}")
+        super().__post_init__()
+
     def fingerprint(self) -> dict:
         """The settings a resumed run must share with its checkpoint."""
         values = asdict(self)
@@ -93,7 +109,7 @@ class PretrainConfig:
     @classmethod
     def from_params(cls, section: dict, branch: str, **overrides) -> PretrainConfig:
         """Shared keys of the ``pretrain`` section, then ``section[branch]``, then ``overrides``."""
-        known = {f.name for f in fields(cls)} - {"branch"}
+        known = {f.name for f in fields(PretrainSettings)}
         shared = {key: value for key, value in section.items() if key not in BRANCHES}
         branch_values = section.get(branch) or {}
         for origin, values in (("pretrain", shared), (f"pretrain.{branch}", branch_values),
@@ -106,3 +122,45 @@ class PretrainConfig:
         merged = {**shared, **branch_values,
                   **{key: value for key, value in overrides.items() if value is not None}}
         return cls(branch=branch, **merged)
+
+
+@dataclass
+class AdaptConfig:
+    """Hyperparameters of one adaptation run (the ``adapt`` section of params.yaml, less the
+    scenes, output and encoder folders)."""
+
+    steps: int = 200
+    batch_size: int = 4
+    pan_patch: int = 64
+    lr: float = 1e-3
+    seed: int = 0
+    spectral_weight: float = 10.0
+    spatial_weight: float = 1.0
+    spatial_loss: str = "local_correlation"
+    mode: str = "unsupervised"
+    head_channels: list[int] = field(default_factory=lambda: [32, 32, 64, 64])
+    random_encoders: bool = False
+    random_channels: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
+    calibration_patches: int = 16
+    normalisation: str = "percentile"
+    lr_schedule: str = "cosine"
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        from crossdiff_core.scaling import NORMALISATIONS
+        from crossdiff_core.train.losses import MODES
+
+        if self.mode not in MODES:
+            raise ValueError(f"adapt.mode {self.mode!r}: use one of {MODES}")
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError("adapt.steps and adapt.batch_size must be at least 1")
+        if self.normalisation not in NORMALISATIONS:
+            raise ValueError(
+                f"adapt.normalisation {self.normalisation!r}: use one of {NORMALISATIONS}"
+            )
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"adapt.lr_schedule {self.lr_schedule!r}: use one of {LR_SCHEDULES}")
+
+    def run_config(self) -> AdaptConfig:
+        """The plain run config (a section config that extends this class drops its folders)."""
+        return AdaptConfig(**{f.name: getattr(self, f.name) for f in fields(AdaptConfig)})

@@ -7,13 +7,7 @@ from typing import Annotated
 
 import typer
 
-
-def _section(params: Path, name: str) -> dict:
-    import yaml
-
-    if not params.is_file():
-        return {}
-    return (yaml.safe_load(params.read_text()) or {}).get(name) or {}
+from flows.commands import DEFAULT_PARAMS, ParamsFile
 
 
 def freeze(
@@ -31,7 +25,8 @@ def freeze(
         ),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Output folder (default: freeze.out).")] = None,
-    t_feature: Annotated[int | None, typer.Option(help="Diffusion step of the features.")] = None,
+    t_feature: Annotated[int | None, typer.Option(
+        help="Diffusion step of the features (default: freeze.t_feature).")] = None,
     noisy: Annotated[
         bool,
         typer.Option(
@@ -40,9 +35,7 @@ def freeze(
             "instead of using the noise-free mean.",
         ),
     ] = False,
-    params: Annotated[
-        Path, typer.Option(help="Parameters file (freeze and pretrain sections).")
-    ] = Path("params.yaml"),
+    params: ParamsFile = DEFAULT_PARAMS,
 ) -> None:
     """Freeze the P2M and M2P encoders into one feature-extractor artifact.
 
@@ -50,28 +43,15 @@ def freeze(
     """
     from rich.console import Console
 
-    console = Console(soft_wrap=True)
-    settings, pretrain = _section(params, "freeze"), _section(params, "pretrain")
-    try:
-        from flows.freeze import freeze_flow, freeze_settings_from
+    from flows.params import cli_config
 
-        chosen = freeze_settings_from(settings, pretrain)
-        if t_feature is not None:
-            chosen["t_feature"] = t_feature
-        if noisy:
-            chosen["noise_free"] = False
-        path = freeze_flow(
-            pretrain_dir=str(pretrained or pretrain.get("out", "data/models/pretrain")),
-            scenes=[str(s) for s in scenes]
-            if scenes
-            else list(pretrain.get("scenes", ["data/zarr"])),
-            out=str(out or settings.get("out", "data/models/encoders")),
-            **chosen,
-        )
-    except (ValueError, OSError) as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(code=1) from None
-    console.print(f"frozen extractor written to [bold]{path}[/bold]")
+    config = cli_config("freeze", params, out=out, t_feature=t_feature,
+                        noise_free=False if noisy else None)
+    pretrain = cli_config("pretrain", params, scenes=scenes, out=pretrained)
+    from flows.freeze import freeze_flow
+
+    path = freeze_flow(config, pretrain.out, pretrain.scenes, pretrain.pan_patch)
+    Console(soft_wrap=True).print(f"frozen extractor written to [bold]{path}[/bold]")
 
 
 def adapt(
@@ -87,15 +67,16 @@ def adapt(
     encoders: Annotated[
         Path | None,
         typer.Option(
-            help="Frozen extractor folder (default: freeze.out); may come from another sensor, "
-            "bands are matched by name."
+            help="Frozen extractor folder (default: adapt.encoders, else freeze.out); may come "
+            "from another sensor, bands are matched by name."
         ),
     ] = None,
     random_encoders: Annotated[
         bool,
         typer.Option(
             "--random-encoders",
-            help="Ablation: the same head on randomly initialised frozen encoders.",
+            help="Ablation: the same head on randomly initialised frozen encoders (random twins "
+            "of --encoders when given).",
         ),
     ] = False,
     out: Annotated[
@@ -103,37 +84,22 @@ def adapt(
     ] = None,
     steps: Annotated[int | None, typer.Option(help="Training steps.")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
-    params: Annotated[
-        Path, typer.Option(help="Parameters file (adapt and freeze sections).")
-    ] = Path("params.yaml"),
+    params: ParamsFile = DEFAULT_PARAMS,
 ) -> None:
     """Train the fusion head on full-resolution patches of the target scenes, unsupervised."""
     from rich.console import Console
 
-    console = Console(soft_wrap=True)
-    settings = dict(_section(params, "adapt"))
-    for key, value in (("steps", steps), ("device", device)):
-        if value is not None:
-            settings[key] = value
-    if random_encoders:
-        settings["random_encoders"] = True
-    encoder_dir = encoders or _section(params, "freeze").get("out", "data/models/encoders")
-    try:
-        from flows.adapt import adapt_flow
+    from flows.params import cli_config
 
-        result = adapt_flow(
-            scenes=[str(s) for s in scenes]
-            if scenes
-            else list(settings.get("scenes", ["data/zarr"])),
-            out=str(out or settings.get("out", "data/models/head")),
-            encoders=None if settings.get("random_encoders") else str(encoder_dir),
-            settings=settings,
-        )
-    except (ValueError, OSError) as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(code=1) from None
+    config = cli_config("adapt", params, scenes=scenes, encoders=encoders, out=out, steps=steps,
+                        device=device, random_encoders=True if random_encoders else None)
+    from flows.adapt import adapt_flow, with_encoders
+
+    if not config.random_encoders:
+        config = with_encoders(config, cli_config("freeze", params))
+    result = adapt_flow(config)
     final = result["final"]
-    console.print(
+    Console(soft_wrap=True).print(
         f"adapted in {result['seconds']:.1f} s: loss {final['loss']:.4f} (spectral "
         f"{final['spectral']:.4f}, spatial {final['spatial']:.4f}) -> "
         f"[bold]{result['out']}[/bold]"

@@ -7,15 +7,10 @@ from typing import Annotated
 
 import typer
 
+from flows.commands import DEFAULT_PARAMS, ParamsFile
+
 
 def cross_sensor(
-    params: Annotated[
-        Path,
-        typer.Option(
-            help="Parameters file; its cross_sensor section lists the scenes and step counts, the "
-            "pretrain/freeze/adapt sections give every other setting."
-        ),
-    ] = Path("params.yaml"),
     scene: Annotated[
         list[Path] | None,
         typer.Option(
@@ -27,30 +22,25 @@ def cross_sensor(
         Path | None,
         typer.Option(help="Folder for cross_sensor.csv, .md and .png (default: cross_sensor.out)."),
     ] = None,
+    params: ParamsFile = DEFAULT_PARAMS,
 ) -> None:
     """Pretrain encoders on each sensor's scenes, adapt the fusion head to every sensor's scenes
     and score it: rows = encoders' sensor, columns = target sensor, HQNR at full resolution and
-    Q2n at reduced resolution (the reduced chain runs on Wald-degraded copies only)."""
-    import os
+    Q2n at reduced resolution (the reduced chain runs on Wald-degraded copies only).
 
+    The cross_sensor section of the parameters file lists the scenes and step counts; its
+    pretrain, freeze and adapt sections give every other setting.
+    """
     from rich.console import Console
 
-    console = Console(soft_wrap=True)  # one-line errors, whatever the terminal width
-    if not params.is_file():
-        console.print(
-            f"[red]error:[/red] {params} not found: run from the project root or pass --params"
-        )
-        raise typer.Exit(code=1)
-    os.environ["CROSSDIFF_PARAMS"] = str(params)
-    from flows.cross_sensor import main
+    from flows.params import cli_config
 
-    try:
-        markdown = main(
-            scenes=[str(s) for s in scene] if scene else None, out=str(out) if out else None
-        )
-    except (ValueError, FileNotFoundError, KeyError) as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(code=1) from None
+    config = cli_config("cross_sensor", params, scenes=scene, out=out,
+                        dev_sources=[] if scene else None)
+    from flows.cross_sensor import run
+
+    markdown = run(config, params)
+    console = Console(soft_wrap=True)
     console.print(markdown.read_text())
     console.print(f"written: {markdown.parent}/cross_sensor.{{csv,md,png}}")
 

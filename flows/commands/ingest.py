@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from flows.commands import DEFAULT_PARAMS, ParamsFile
+
 RASTER_SUFFIXES = (".tif", ".tiff")
 
 
@@ -34,9 +36,8 @@ def ingest(
             show_default=False,
         ),
     ],
-    out: Annotated[Path, typer.Option(help="Folder receiving <sensor>/<scene_id>.zarr.")] = Path(
-        "data/zarr"
-    ),
+    out: Annotated[Path | None, typer.Option(
+        help="Folder receiving <sensor>/<scene_id>.zarr (default: ingest.out).")] = None,
     sensor: Annotated[
         str | None,
         typer.Option(help="Sensor name or alias (QB, WV3, IKONOS, L8...); needed when the "
@@ -45,12 +46,13 @@ def ingest(
     force: Annotated[
         bool, typer.Option("--force", help="Re-ingest sources already ingested (same sha256).")
     ] = False,
-    chunk_size: Annotated[
-        int, typer.Option(help="PAN chunk edge in pixels (MS chunks are chunk-size / ratio).")
-    ] = 1024,
-    scheduler: Annotated[
-        str, typer.Option(help="threads, processes, or a dask.distributed address tcp://host:port.")
-    ] = "threads",
+    chunk_size: Annotated[int | None, typer.Option(
+        help="PAN chunk edge in pixels, MS chunks are chunk-size / ratio (default: "
+        "ingest.chunk_size).")] = None,
+    scheduler: Annotated[str | None, typer.Option(
+        help="threads, processes, or a dask.distributed address tcp://host:port (default: "
+        "ingest.scheduler).")] = None,
+    params: ParamsFile = DEFAULT_PARAMS,
 ) -> None:
     """Turn satellite deliveries into analysis-ready scene stores, one per scene.
 
@@ -62,23 +64,23 @@ def ingest(
     """
     from rich.console import Console
 
+    from flows.params import cli_config
+
     console = Console(soft_wrap=True)
-    # The core function, not the flow: a one-shot command gains nothing from a Prefect run (and
-    # would pay the server start-up); the flow wraps the same function for DVC and schedules.
+    config = cli_config("ingest", params, sources=group_sources(sources), out=out,
+                        sensor=sensor, chunk_size=chunk_size, scheduler=scheduler)
+    # The core function the flow's task calls, not the flow: a one-shot command gains nothing
+    # from a Prefect run (and would pay the server start-up).
     from crossdiff_core.ingest import ingest_source
 
-    try:
-        for source in group_sources(sources):
-            result = ingest_source(source if isinstance(source, str) else tuple(source), out,
-                                   sensor=sensor, chunk_size=chunk_size, scheduler=scheduler,
-                                   force=force, progress=True)
-            label = source if isinstance(source, str) else " + ".join(source)
-            verb = "[yellow]skipped[/yellow]" if result.skipped else "[green]wrote[/green]"
-            for store in result.stores or (result.store,):
-                console.print(f"{verb} {store}  [dim]from {label}[/dim]")
-    except (ValueError, OSError) as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(code=1) from None
+    for source in config.sources:
+        result = ingest_source(source if isinstance(source, str) else tuple(source), config.out,
+                               sensor=config.sensor, chunk_size=config.chunk_size,
+                               scheduler=config.scheduler, force=force, progress=True)
+        label = source if isinstance(source, str) else " + ".join(source)
+        verb = "[yellow]skipped[/yellow]" if result.skipped else "[green]wrote[/green]"
+        for store in result.stores or (result.store,):
+            console.print(f"{verb} {store}  [dim]from {label}[/dim]")
 
 
 def register(app: typer.Typer) -> None:

@@ -7,33 +7,41 @@ from typing import Annotated
 
 import typer
 
+from flows.commands import DEFAULT_PARAMS, ParamsFile
+
 
 def report(
     metrics_dir: Annotated[
-        Path, typer.Option(help="Evaluate stage output: metrics.json, metrics_long.csv, panels/.")
-    ] = Path("reports"),
+        Path | None, typer.Option(
+            help="Evaluate stage output: metrics.json, metrics_long.csv, panels/ (default: "
+            "report.metrics_dir).")
+    ] = None,
     pretrain_dir: Annotated[
-        Path,
+        Path | None,
         typer.Option(
-            help="Pretraining output with p2m/losses.csv and m2p/losses.csv (skipped if absent).",
+            help="Pretraining output with p2m/losses.csv and m2p/losses.csv, skipped if absent "
+            "(default: report.pretrain_dir).",
         ),
-    ] = Path("data/models/pretrain"),
+    ] = None,
     adapt_dir: Annotated[
-        Path,
+        Path | None,
         typer.Option(
-            help="Adaptation output; every *loss*.csv under it is plotted (skipped if absent).",
+            help="Adaptation output; every *loss*.csv under it is plotted, skipped if absent "
+            "(default: report.adapt_dir).",
         ),
-    ] = Path("data/models/head"),
+    ] = None,
     cross_sensor_dir: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             help="Output of `crossdiff cross-sensor`; its matrix is added when cross_sensor.csv is "
-            "there."
+            "there (default: report.cross_sensor_dir)."
         ),
-    ] = Path("reports/cross_sensor"),
+    ] = None,
     out: Annotated[
-        Path, typer.Option(help="Folder for report.md, report.html and figures/.")
-    ] = Path("reports/report"),
+        Path | None, typer.Option(
+            help="Folder for report.md, report.html and figures/ (default: report.out).")
+    ] = None,
+    params: ParamsFile = DEFAULT_PARAMS,
 ) -> None:
     """Write the evaluation report (Markdown + HTML) from the evaluate stage's output.
 
@@ -42,23 +50,19 @@ def report(
     """
     from rich.console import Console
 
-    console = Console(soft_wrap=True)  # one-line errors, whatever the terminal width
-    if not (metrics_dir / "metrics.json").is_file():
-        console.print(
-            f"[red]error:[/red] {metrics_dir / 'metrics.json'} not found: run "
-            "`dvc repro evaluate` first or pass --metrics-dir"
-        )
-        raise typer.Exit(code=1)
+    from flows.params import cli_config
+
+    config = cli_config("report", params, metrics_dir=metrics_dir, pretrain_dir=pretrain_dir,
+                        adapt_dir=adapt_dir, cross_sensor_dir=cross_sensor_dir, out=out)
+    metrics = Path(config.metrics_dir) / "metrics.json"
+    if not metrics.is_file():
+        raise FileNotFoundError(f"{metrics} not found: run `dvc repro evaluate` first or pass "
+                                "--metrics-dir")
     from flows.report import report_flow
 
-    try:
-        markdown = report_flow(
-            metrics_dir, pretrain_dir, adapt_dir, out, cross_sensor_dir=cross_sensor_dir
-        )
-    except (ValueError, FileNotFoundError) as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(code=1) from None
-    console.print(f"report written: {markdown} and {markdown.with_suffix('.html')}")
+    markdown = report_flow(config)
+    Console(soft_wrap=True).print(
+        f"report written: {markdown} and {markdown.with_suffix('.html')}")
 
 
 def register(app: typer.Typer) -> None:

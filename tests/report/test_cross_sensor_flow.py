@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from crossdiff_core.config import AdaptParams, CrossSensorParams, FreezeParams, PretrainParams
 from crossdiff_core.report.cross_sensor import read_scores_csv
 from crossdiff_core.synthetic import write_synthetic_store
 from flows.cross_sensor import cross_sensor_flow
@@ -21,7 +22,7 @@ TINY_PRETRAIN = {
     "progress": False,
     "device": "cpu",
 }
-TINY_FREEZE = {"calibration_patches": 2, "pan_patch": 16, "t_feature": 10}
+TINY_FREEZE = {"calibration_patches": 2, "t_feature": 10}  # patches of pretrain.pan_patch
 TINY_ADAPT = {
     "steps": 2,
     "batch_size": 2,
@@ -38,16 +39,11 @@ def test_cross_sensor_flow_two_tiny_sensors(tmp_path, prefect_server):
     for seed, sensor in enumerate(("QuickBird", "IKONOS")):
         write_synthetic_store(stores, sensor=sensor, ms_shape=(32, 32), seed=seed)
     seen = []
-    markdown = cross_sensor_flow(
-        scenes=[str(stores)],
-        out=str(tmp_path / "out"),
-        work_dir=str(tmp_path / "work"),
-        max_pan_size=128,
-        pretrain_settings=TINY_PRETRAIN,
-        freeze_settings=TINY_FREEZE,
-        adapt_settings=TINY_ADAPT,
-        on_artifact=seen.append,
-    )
+    config = CrossSensorParams(scenes=[str(stores)], out=str(tmp_path / "out"),
+                               work_dir=str(tmp_path / "work"), max_pan_size=128)
+    markdown = cross_sensor_flow(config, PretrainParams(**TINY_PRETRAIN),
+                                 FreezeParams(**TINY_FREEZE), AdaptParams(**TINY_ADAPT),
+                                 on_artifact=seen.append)
     scores = read_scores_csv(tmp_path / "out" / "cross_sensor.csv")
     pairs = {(s.encoder_sensor, s.target_sensor) for s in scores}
     assert pairs == {(a, b) for a in ("QuickBird", "IKONOS") for b in ("QuickBird", "IKONOS")}

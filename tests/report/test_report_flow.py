@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 from typer.testing import CliRunner
 
+from crossdiff_core.config import ReportParams
 from crossdiff_core.report.findings import classical_verdict
 from flows.cli import app
 from flows.report import main, report_flow
@@ -21,13 +22,10 @@ def test_report_flow_writes_report_and_calls_hook(tmp_path, prefect_server):
     metrics_dir = write_fake_evaluation(tmp_path / "reports")
     write_fake_losses(tmp_path / "pretrain", tmp_path / "adapt")
     seen = []
-    markdown = report_flow(
-        metrics_dir,
-        tmp_path / "pretrain",
-        tmp_path / "adapt",
-        tmp_path / "out",
-        on_artifact=seen.append,
-    )
+    config = ReportParams(metrics_dir=str(metrics_dir), pretrain_dir=str(tmp_path / "pretrain"),
+                          adapt_dir=str(tmp_path / "adapt"), cross_sensor_dir=None,
+                          out=str(tmp_path / "out"))
+    markdown = report_flow(config, on_artifact=seen.append)
     out = tmp_path / "out"
     assert markdown == out / "report.md"
     figures = {f"{scene}_{kind}.png" for scene in SCENES for kind in ("panel", "errors")}
@@ -53,6 +51,7 @@ def test_main_reads_report_params(tmp_path, monkeypatch, prefect_server):
             "metrics_dir": str(metrics_dir),
             "pretrain_dir": None,
             "adapt_dir": str(tmp_path / "missing"),
+            "cross_sensor_dir": None,
             "out": str(tmp_path / "rep"),
         },
         "tracking": {"experiment": "report-test"},

@@ -1,0 +1,47 @@
+"""Whole-scene fusion for every entry point: the model address resolved in one place, the scene
+fused with the model loaded and checked once.
+
+Plain functions without Prefect: the pansharpen flow runs ``fuse_store`` as a task
+(tasks/infer.py) and ``crossdiff pansharpen`` calls it directly, so a one-shot command starts no
+Prefect server (and imports no MLflow unless the model is a registry address).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from crossdiff_core.config import PansharpenParams
+
+REGISTRY_PREFIX = "models:/"
+
+
+@contextlib.contextmanager
+def local_model(model: str | Path) -> Iterator[str]:
+    """``model`` as ``fuse_store`` takes it. A registry address (``models:/<name>@<alias>`` or
+    ``models:/<name>/<version>``) is downloaded into a temporary folder, removed on exit; a
+    pansharpener folder or a baseline name passes through unchanged."""
+    if not str(model).startswith(REGISTRY_PREFIX):
+        yield str(model)
+        return
+    from tasks.tracking import resolve_model_uri
+
+    with tempfile.TemporaryDirectory(prefix="crossdiff-model-") as download:
+        yield str(resolve_model_uri(str(model), Path(download)))
+
+
+def fuse_store(model: str, scene: str | Path, out: str | Path, config: PansharpenParams,
+               overwrite: bool = False, progress: bool = True) -> Path:
+    """Fuse the scene store ``scene`` with ``model`` (a local pansharpener folder or a baseline
+    name: see ``local_model``) into ``out`` with the tiling, format and device of ``config``;
+    returns ``out``."""
+    from crossdiff_core.infer import load_fuser, pansharpen_scene
+    from crossdiff_core.io.store import open_scene
+
+    opened = open_scene(scene)
+    fuser = load_fuser(model, opened, config.device)
+    return pansharpen_scene(opened, fuser, out, fmt=config.format, tile=config.tile,
+                            blend=config.blend, batch_size=config.batch_size,
+                            overwrite=overwrite, progress=progress)
