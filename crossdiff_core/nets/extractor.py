@@ -4,9 +4,11 @@ Two choices make its features independent of how a scene is tiled:
 - GroupNorm statistics are frozen. A pretrained UNet normalises every GroupNorm over the image
   it sees, so its features change with the tile. Here each GroupNorm is replaced by a fixed affine
   map whose per-group mean and variance are averaged over calibration patches (what a patch of the
-  pretraining size typically has), which turns the encoders into purely local operators.
-- Noise at ``t_feature`` is either absent (the mean of q(x_t | x_0), the default: DESIGN.md
-  measured it as good as noisy features) or drawn from a hash of the global pixel coordinates.
+  pretraining size typically has), which turns the encoders into purely local operators
+  (``crossdiff_core.nets.folded``).
+- Noise at ``t_feature`` is either absent (the mean of q(x_t | x_0), the default: measured as good
+  as noisy features, ``benchmarks/noise_free_vs_noisy.py``) or drawn from a hash of the global
+  pixel coordinates.
 """
 
 from __future__ import annotations
@@ -17,133 +19,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from crossdiff_core.diffusion import make_schedule
-from crossdiff_core.nets.serialization import load_network, save_network, state_on_cpu
-from crossdiff_core.nets.unet import (
-    ConditionalUNet,
-    TimeConvBlock,
-    load_unet,
-    read_unet_config,
-    timestep_embedding,
+from crossdiff_core.nets.folded import (
+    FixedGroupNorm,
+    folded_decode,
+    folded_encode,
+    freeze_group_norms,
+    reference_decode,
+    with_decoder,
 )
+from crossdiff_core.nets.serialization import load_network, save_network, state_on_cpu
+from crossdiff_core.nets.unet import ConditionalUNet, load_unet, read_unet_config
 
 _MASK32 = 0xFFFFFFFF
-
-
-class FixedGroupNorm(nn.Module):
-    """GroupNorm with frozen per-group statistics: (N, C, H, W) -> (N, C, H, W).
-
-    ``group_mean``/``group_var`` (G,) come from ``FrozenExtractor.calibrate``; ``weight``/``bias``
-    are the pretrained affine parameters of the GroupNorm it replaces.
-    """
-
-    def __init__(self, norm: nn.GroupNorm) -> None:
-        super().__init__()
-        self.num_groups = norm.num_groups
-        self.num_channels = norm.num_channels
-        self.eps = norm.eps
-        self.weight = nn.Parameter(norm.weight.detach().clone())
-        self.bias = nn.Parameter(norm.bias.detach().clone())
-        self.register_buffer("group_mean", torch.zeros(norm.num_groups))
-        self.register_buffer("group_var", torch.ones(norm.num_groups))
-
-    def affine(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per-channel (scale, shift) (C,), (C,): the layer is ``x * scale + shift``."""
-        per_channel = self.num_channels // self.num_groups
-        mean = self.group_mean.repeat_interleave(per_channel)
-        std = torch.sqrt(self.group_var.repeat_interleave(per_channel) + self.eps)
-        scale = self.weight / std
-        return scale, self.bias - mean * scale
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        scale, shift = self.affine()
-        return x * scale.to(x.dtype)[None, :, None, None] + shift.to(x.dtype)[None, :, None, None]
-
-
-def _folded_block(
-    block: TimeConvBlock, time_features: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(weight, bias) of one convolution equal to conv -> frozen GroupNorm -> + time projection.
-
-    All three are affine per output channel once the norm is frozen and t is fixed, so folding
-    them saves two passes over every feature map. ``time_features``: (1, time_dim).
-    """
-    if not isinstance(block.norm, FixedGroupNorm):
-        raise TypeError("only blocks with frozen GroupNorm statistics can be folded")
-    scale, shift = block.norm.affine()
-    weight = block.conv.weight * scale[:, None, None, None]
-    bias = block.conv.bias * scale + shift + block.time_proj(time_features)[0]
-    return weight, bias
-
-
-def _folded_encode(unet: ConditionalUNet, x_t: torch.Tensor, t_feature: int) -> list[torch.Tensor]:
-    """``unet.encode`` for frozen statistics at one timestep, each block as one conv + SiLU.
-
-    x_t: (N, in + cond channels, H, W), the UNet input (x_t and condition already concatenated).
-    Returns the same maps as ``encode`` up to float rounding.
-    """
-    t = torch.full((1,), t_feature, device=x_t.device)
-    time_features = unet.time_mlp(timestep_embedding(t, unet._sinusoid_dim).to(x_t.dtype))
-    h = x_t
-    maps = []
-    for index, block in enumerate([unet.stem, unet.level0, *unet.downs]):
-        weight, bias = _folded_block(block, time_features)
-        h = F.silu(
-            F.conv2d(h, weight, bias, block.conv.stride, block.conv.padding), inplace=True
-        )
-        if index > 0:
-            maps.append(h)
-    return maps
-
-
-def _folded_decode(
-    unet: ConditionalUNet, encoder_maps: list[torch.Tensor], t_feature: int
-) -> list[torch.Tensor]:
-    """The UNet's decoder maps for frozen statistics, finest first: level i is
-    (N, channels[i], H / 2**i, W / 2**i) for every level but the coarsest (which has none)."""
-    t = torch.full((1,), t_feature, device=encoder_maps[0].device)
-    time_features = unet.time_mlp(
-        timestep_embedding(t, unet._sinusoid_dim).to(encoder_maps[0].dtype)
-    )
-    h = encoder_maps[-1]
-    maps = []
-    for up, merge, skip in zip(unet.ups, unet.merges, reversed(encoder_maps[:-1]), strict=True):
-        weight, bias = _folded_block(merge, time_features)
-        h = F.silu(F.conv2d(torch.cat([up(h), skip], dim=1), weight, bias, padding=1))
-        maps.append(h)
-    return maps[::-1]
-
-
-def _reference_decode(
-    unet: ConditionalUNet, encoder_maps: list[torch.Tensor], t: torch.Tensor
-) -> list[torch.Tensor]:
-    """``_folded_decode`` through the UNet's own layers (calibration hooks the norms there)."""
-    time_features = unet.time_mlp(timestep_embedding(t, unet._sinusoid_dim).to(
-        encoder_maps[0].dtype))
-    h = encoder_maps[-1]
-    maps = []
-    for up, merge, skip in zip(unet.ups, unet.merges, reversed(encoder_maps[:-1]), strict=True):
-        h = merge(torch.cat([up(h), skip], dim=1), time_features)
-        maps.append(h)
-    return maps[::-1]
-
-
-def _with_decoder(encoder_maps: list[torch.Tensor], decoder_maps: list[torch.Tensor]
-                  ) -> list[torch.Tensor]:
-    """Per level, the encoder map with the decoder map of the same level appended (channels)."""
-    paired = zip(encoder_maps[: len(decoder_maps)], decoder_maps, strict=True)
-    return [torch.cat([enc, dec], dim=1) for enc, dec in paired] + encoder_maps[len(decoder_maps):]
-
-
-def _freeze_group_norms(module: nn.Module) -> None:
-    for name, child in module.named_children():
-        if isinstance(child, nn.GroupNorm):
-            setattr(module, name, FixedGroupNorm(child))
-        else:
-            _freeze_group_norms(child)
 
 
 def _hash32(values: torch.Tensor) -> torch.Tensor:
@@ -236,7 +126,7 @@ class FrozenExtractor(nn.Module):
         self.p2m = copy.deepcopy(p2m)
         self.m2p = copy.deepcopy(m2p)
         for unet in (self.p2m, self.m2p):
-            _freeze_group_norms(unet)
+            freeze_group_norms(unet)
         alphas_cumprod = np.cumprod(1.0 - make_schedule(schedule, timesteps))
         self.signal_scale = float(np.sqrt(alphas_cumprod[t_feature]))
         self.noise_scale = float(np.sqrt(1.0 - alphas_cumprod[t_feature]))
@@ -318,11 +208,11 @@ class FrozenExtractor(nn.Module):
         p2m_input = torch.cat([self._noised(ms_up, origin, 0), pan], dim=1)
         m2p_input = torch.cat([self._noised(pan, origin, len(self.bands)), ms_up], dim=1)
         t_feature = self.config["t_feature"]
-        p2m_maps = _folded_encode(self.p2m, p2m_input.contiguous(memory_format=layout), t_feature)
-        m2p_maps = _folded_encode(self.m2p, m2p_input.contiguous(memory_format=layout), t_feature)
+        p2m_maps = folded_encode(self.p2m, p2m_input.contiguous(memory_format=layout), t_feature)
+        m2p_maps = folded_encode(self.m2p, m2p_input.contiguous(memory_format=layout), t_feature)
         if self.config.get("decoder_features"):
-            p2m_maps = _with_decoder(p2m_maps, _folded_decode(self.p2m, p2m_maps, t_feature))
-            m2p_maps = _with_decoder(m2p_maps, _folded_decode(self.m2p, m2p_maps, t_feature))
+            p2m_maps = with_decoder(p2m_maps, folded_decode(self.p2m, p2m_maps, t_feature))
+            m2p_maps = with_decoder(m2p_maps, folded_decode(self.m2p, m2p_maps, t_feature))
         return list(zip(p2m_maps, m2p_maps, strict=True))
 
     @torch.no_grad()
@@ -338,8 +228,8 @@ class FrozenExtractor(nn.Module):
         p2m_maps = self.p2m.encode(self._noised(ms_up, origin, 0), t, pan)
         m2p_maps = self.m2p.encode(self._noised(pan, origin, len(self.bands)), t, ms_up)
         if self.config.get("decoder_features"):
-            p2m_maps = _with_decoder(p2m_maps, _reference_decode(self.p2m, p2m_maps, t))
-            m2p_maps = _with_decoder(m2p_maps, _reference_decode(self.m2p, m2p_maps, t))
+            p2m_maps = with_decoder(p2m_maps, reference_decode(self.p2m, p2m_maps, t))
+            m2p_maps = with_decoder(m2p_maps, reference_decode(self.m2p, m2p_maps, t))
         return list(zip(p2m_maps, m2p_maps, strict=True))
 
     @torch.no_grad()
