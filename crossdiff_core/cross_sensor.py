@@ -4,7 +4,7 @@ Every scene is cut once to a centred crop whose MS side is a multiple of the 32-
 block (so HQNR and Q2n need no padding) and written as a full-resolution store; its Wald-degraded
 copy (MS MTF-filtered and decimated, PAN bicubic-resized) is written as a second store. The
 reduced-resolution pipeline pretrains, adapts and fuses on degraded stores only, so the original
-MS, which is the reference for Q2n, is never seen by the method (DESIGN.md section 4).
+MS, which is the reference for Q2n, is never seen by the method.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """Sensor MTF filters, Wald-protocol degradation and the resamplers of the pansharpening toolbox.
 
-Everything here reproduces the reference MATLAB toolbox numerically (see METRICS.md): Gaussian
-MTF kernels windowed by ``fwind1`` with a Kaiser window, ``imfilter`` with replicate borders,
-MATLAB ``imresize`` (bicubic, antialiased) and the 23-tap ``interp23tap`` upsampler. Numpy arrays
-are ``(band, y, x)`` for MS-like data and ``(y, x)`` for PAN. The ``*_dask`` variants compute the
-same result chunk by chunk on dask arrays (exact: the overlaps cover each filter's support).
+Everything here reproduces the reference MATLAB toolbox numerically (held to it by
+``tests/test_degrade.py``): Gaussian MTF kernels windowed by ``fwind1`` with a Kaiser window,
+``imfilter`` with replicate borders, MATLAB ``imresize`` (bicubic, antialiased) and the 23-tap
+``interp23tap`` upsampler. Numpy arrays are ``(band, y, x)`` for MS-like data and ``(y, x)`` for
+PAN. The ``*_dask`` variants compute the same result chunk by chunk on dask arrays (exact: the
+overlaps cover each filter's support).
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 Reduced resolution (a reference exists): :func:`sam`, :func:`ergas`, :func:`q_index`, :func:`q2n`,
 :func:`scc`. Full resolution (no reference): :func:`qnr`, :func:`hqnr`, :func:`d_rho` and the
-Scarpa/Ciotola consistency indices :func:`full_resolution_consistency`. Definitions and the
-deviations of public ports that this module avoids: ``../shared/METRICS.md``.
+Scarpa/Ciotola consistency indices :func:`full_resolution_consistency`. Each index's docstring
+gives its definition; ``tests/test_metrics.py`` holds every index to the reference code's values
+(``tests/data/golden``).
 
 MS-like arrays are numpy ``(band, y, x)`` in DN units, PAN is ``(y, x)``. Every index is vectorised
 (no Python loop over pixels or blocks). Bad input raises ``ValueError`` naming the argument.

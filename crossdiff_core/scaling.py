@@ -65,8 +65,8 @@ class Normalisation:
 
     ``percentile`` (the default) takes low/high as the 1st/99th percentiles of each MS band and of
     the PAN, so every band of every sensor spans about [-1, 1] whatever its bit depth or units;
-    ``bit_depth`` is the authors' 0 .. scale_max for every band (DESIGN.md section 4 measured it to
-    leave Landsat structure at 1/4.5 of the feature-timestep noise). The statistics are stored with
+    ``bit_depth`` is the authors' 0 .. scale_max for every band (measured to leave Landsat
+    structure at 1/4.5 of the feature-timestep noise). The statistics are stored with
     the model (``to_dict``) and reused at inference, so tiles and scenes are mapped alike.
     MS arrays are (..., B, H, W); PAN arrays any shape.
     """

@@ -38,7 +38,7 @@ class Scene:
 
     @property
     def scale_max(self) -> float:
-        """The DN value that maps to 1.0 when scaling for the networks (DESIGN.md section 4)."""
+        """The DN value that maps to 1.0 under the ``bit_depth`` normalisation (``scaling``)."""
         return float(self.attrs["scale_max"])
 
     @property

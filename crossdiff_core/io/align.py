@@ -6,7 +6,7 @@ The rule, applied to georeferenced pairs (``align_pair``):
 2. The resolution ratio is MS pixel size / PAN pixel size on each axis. It must be the same on
    both axes and an integer (within 1e-6 relative), and equal to the sensor's ratio when given.
 3. The MS origin is expressed in PAN pixels from the PAN origin (``offset``, per axis).
-   - Whole-pixel offsets (within 1e-3 PAN px; the WorldView-3 delivery in shared/data has +2
+   - Whole-pixel offsets (within 1e-3 PAN px; the WorldView-3 test delivery has +2
      columns and +1 row): whole PAN pixels before the MS origin are dropped. If the PAN starts
      after the MS origin, whole MS pixels are dropped first until the PAN covers the MS origin.
    - Half-pixel offsets (x.5 PAN px on both axes) are accepted only where the source declares this

@@ -1,4 +1,4 @@
-"""Conditional UNet for the cross-predictive DDPMs (DESIGN.md section 4).
+"""Conditional UNet for the cross-predictive DDPMs (P2M: PAN predicts MS, M2P: MS predicts PAN).
 
 The network predicts the noise ``eps`` added to ``x_t`` given the condition image, which is
 concatenated with ``x_t`` at the input. Levels run at H, H/2, H/4, ... with ``channels[i]`` maps

@@ -5,7 +5,7 @@ The default is unsupervised and works at full resolution: no reference image exi
   toolbox phase, must give back the MS;
 - spatial consistency with the PAN: a local-correlation term (lambda-PNN style, capped by the
   correlation the upsampled MS already has with the low-passed PAN) or a differentiable D_s.
-DESIGN.md section 4 measured D_s alone to optimise the index rather than the image, so local
+Trained on D_s alone, the head was measured to optimise the index rather than the image, so local
 correlation is the default. ``supervised_reduced`` exists only for comparison.
 All tensors are in the same units (the networks' range); shapes are (N, B, H, W) for MS-like
 tensors and (N, 1, H, W) for the PAN.
