@@ -220,6 +220,32 @@ def report_blocks(
     def relative(path: Path) -> str:
         return Path(path).resolve().relative_to(out).as_posix()
 
+    blocks = _overview_blocks(evaluation)
+    for scene_id in evaluation.metrics:
+        blocks += _scene_blocks(evaluation, scene_id, scene_figures.get(scene_id, {}), relative)
+    if cross_sensor is not None and cross_sensor[0]:
+        scores, heat_map = cross_sensor
+        blocks += [
+            Heading("Cross-sensor generalisation", 2),
+            Paragraph(
+                "Rows: sensor whose scenes pretrained the frozen encoders; columns: sensor "
+                "the head was adapted to and evaluated on; bold = within-sensor diagonal."
+            ),
+            Image(relative(heat_map), "cross-sensor heat map"),
+        ]
+        for index in MATRIX_INDICES:
+            blocks.append(matrix_table(scores, index))
+    blocks.append(Heading("Training curves", 2))
+    if not curve_figures:
+        blocks.append(Paragraph("No pretraining or adaptation loss files were found."))
+    for key, label in (("pretrain", "Pretraining losses"), ("adapt", "Adaptation losses")):
+        if key in curve_figures:
+            blocks.append(Image(relative(curve_figures[key]), label))
+    return blocks
+
+
+def _overview_blocks(evaluation: Evaluation) -> list[Block]:
+    """What was compared, the quality goal and its verdicts, and the mean ranks."""
     metrics: Metrics = evaluation.metrics
     blocks: list[Block] = [
         Paragraph(
@@ -249,52 +275,43 @@ def report_blocks(
         Heading("Mean ranks across scenes", 2),
         mean_rank_table(metrics),
     ]
-    for scene_id, by_method in metrics.items():
-        sensor = evaluation.sensors.get(scene_id)
-        blocks.append(Heading(f"Scene {scene_id}" + (f" ({sensor})" if sensor else ""), 2))
-        if sensor and (note := _mtf_note(sensor)):
-            blocks.append(Paragraph(note))
-        blocks.extend(scene_tables(metrics, scene_id))
-        blocks.append(Bullets(tuple(scene_findings(scene_id, by_method))))
-        figures = scene_figures.get(scene_id, {})
-        best = top_classical(by_method, count=PANEL_CLASSICAL)
-        shown = (
-            f" (CrossDiff, its variants and the {len(best)} best classical methods by HQNR and "
-            f"Q2n: {', '.join(best)})"
-            if best
-            else ""
+    return blocks
+
+
+def _scene_blocks(
+    evaluation: Evaluation,
+    scene_id: str,
+    figures: Mapping[str, Path],
+    relative: Callable[[Path], str],
+) -> list[Block]:
+    """One scene's section: sensor note, tables, findings and pictures."""
+    by_method = evaluation.metrics[scene_id]
+    sensor = evaluation.sensors.get(scene_id)
+    blocks: list[Block] = [Heading(f"Scene {scene_id}" + (f" ({sensor})" if sensor else ""), 2)]
+    if sensor and (note := _mtf_note(sensor)):
+        blocks.append(Paragraph(note))
+    blocks.extend(scene_tables(evaluation.metrics, scene_id))
+    blocks.append(Bullets(tuple(scene_findings(scene_id, by_method))))
+    best = top_classical(by_method, count=PANEL_CLASSICAL)
+    shown = (
+        f" (CrossDiff, its variants and the {len(best)} best classical methods by HQNR and "
+        f"Q2n: {', '.join(best)})"
+        if best
+        else ""
+    )
+    if "panel" in figures:
+        blocks.append(
+            Image(relative(figures["panel"]), f"{scene_id}: PAN, MS and fused images{shown}")
         )
-        if "panel" in figures:
-            blocks.append(
-                Image(relative(figures["panel"]), f"{scene_id}: PAN, MS and fused images{shown}")
+    if "errors" in figures:
+        blocks.append(
+            Image(
+                relative(figures["errors"]),
+                f"{scene_id}: reduced-resolution error maps{shown}",
             )
-        if "errors" in figures:
-            blocks.append(
-                Image(
-                    relative(figures["errors"]),
-                    f"{scene_id}: reduced-resolution error maps{shown}",
-                )
-            )
-        if not figures:
-            blocks.append(Paragraph(f"No panel arrays for {scene_id} (panels/{scene_id}.npz)."))
-    if cross_sensor is not None and cross_sensor[0]:
-        scores, heat_map = cross_sensor
-        blocks += [
-            Heading("Cross-sensor generalisation", 2),
-            Paragraph(
-                "Rows: sensor whose scenes pretrained the frozen encoders; columns: sensor "
-                "the head was adapted to and evaluated on; bold = within-sensor diagonal."
-            ),
-            Image(relative(heat_map), "cross-sensor heat map"),
-        ]
-        for index in MATRIX_INDICES:
-            blocks.append(matrix_table(scores, index))
-    blocks.append(Heading("Training curves", 2))
-    if not curve_figures:
-        blocks.append(Paragraph("No pretraining or adaptation loss files were found."))
-    for key, label in (("pretrain", "Pretraining losses"), ("adapt", "Adaptation losses")):
-        if key in curve_figures:
-            blocks.append(Image(relative(curve_figures[key]), label))
+        )
+    if not figures:
+        blocks.append(Paragraph(f"No panel arrays for {scene_id} (panels/{scene_id}.npz)."))
     return blocks
 
 
