@@ -1,0 +1,108 @@
+"""The `crossdiff` command: its sub-commands, the one error handler, and one-shot commands that
+run without Prefect."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from ingest_helpers import geotiff_pair
+from typer.testing import CliRunner
+
+from crossdiff_core.synthetic import write_synthetic_store
+from flows.cli import app
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    return write_synthetic_store(tmp_path_factory.mktemp("cli"), "QuickBird", ms_shape=(40, 36))
+
+
+def test_every_command_is_imported_and_registered_explicitly():
+    import typer.main
+
+    source = (ROOT / "flows" / "cli.py").read_text()
+    assert "importlib" not in source
+    names = set(typer.main.get_command(app).commands)
+    assert names == {"ingest", "pretrain", "freeze", "adapt", "evaluate", "pansharpen", "report",
+                     "cross-sensor", "serve"}
+
+
+def test_user_errors_exit_1_with_one_line(store, tmp_path):
+    runner = CliRunner()
+    missing = runner.invoke(app, ["pansharpen", "--model", "gsa", "--scene",
+                                  str(tmp_path / "nowhere.zarr"), "--out", str(tmp_path / "a.tif")])
+    refused = runner.invoke(app, ["pansharpen", "--model", "gsa", "--scene", str(store),
+                                  "--out", str(tmp_path / "b.tif"), "--tile", "0"])
+    typo = tmp_path / "params.yaml"
+    typo.write_text("evaluate:\n  methodz: [exp]\n")
+    config = runner.invoke(app, ["evaluate", str(store), "--params", str(typo)])
+    for result, needle in ((missing, "nowhere.zarr"), (refused, "--tile"),
+                           (config, "unknown key 'methodz' in section 'evaluate'")):
+        assert result.exit_code == 1, result.output
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0]
+
+
+@pytest.mark.parametrize("args", [
+    ["pansharpen", "--model", "gsa", "--out", "x.tif"],  # neither --scene nor --pan/--ms
+    ["pansharpen", "--model", "gsa", "--scene", "s.zarr", "--pan", "p.tif", "--out", "x.tif"],
+    ["pansharpen", "--model", "gsa", "--scene", "s.zarr", "--format", "png", "--out", "x.tif"],
+    ["pretrain", "--branch", "both-ways"],
+    ["evaluate", "--no-such-option"],
+], ids=["no-input", "scene-and-pair", "format", "branch", "unknown-option"])
+def test_usage_errors_exit_2(args):
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "Usage:" in result.output and "Traceback" not in result.output
+
+
+def test_unexpected_errors_are_one_line_unless_debug(store, tmp_path, monkeypatch):
+    import crossdiff_core.evaluation as evaluation
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("something internal broke")
+
+    monkeypatch.setattr(evaluation, "evaluate_scene", broken)
+    args = ["evaluate", str(store), "--methods", "exp", "--out", str(tmp_path)]
+    quiet = CliRunner().invoke(app, args)
+    assert quiet.exit_code == 1
+    assert quiet.output.strip().splitlines() == [
+        "error: RuntimeError: something internal broke (unexpected: rerun with `crossdiff "
+        "--debug` for the traceback)"]
+    loud = CliRunner().invoke(app, ["--debug", *args])
+    assert isinstance(loud.exception, RuntimeError) and loud.exit_code == 1
+
+
+def test_one_shot_commands_run_without_prefect(store, tmp_path):
+    """`ingest`, `evaluate` and `pansharpen --model <baseline>` call the functions the flows'
+    tasks call: no Prefect (so no temporary server and none of its log lines), no MLflow."""
+    pan, ms, _, _ = geotiff_pair(tmp_path / "pair", ms_shape=(40, 36))
+    commands = [
+        ["ingest", str(pan), str(ms), "--out", str(tmp_path / "zarr"), "--sensor", "QB"],
+        ["evaluate", str(store), "--methods", "exp,gsa", "--border-cut", "0",
+         "--out", str(tmp_path / "reports")],
+        ["pansharpen", "--model", "mtf_glp_hpm", "--pan", str(pan), "--ms", str(ms),
+         "--sensor", "QB", "--out", str(tmp_path / "fused.tif")],
+    ]
+    script = (
+        "import json, sys\n"
+        "from flows.cli import app\n"
+        f"for args in {commands!r}:\n"
+        "    app(args, standalone_mode=False)\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('prefect', 'mlflow'))))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+    output = (done.stdout + done.stderr).lower()
+    assert "prefect" not in output and "temporary server" not in output
+    assert (tmp_path / "fused.tif").is_file() and (tmp_path / "reports" / "metrics.json").is_file()
