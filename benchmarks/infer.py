@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from crossdiff_core.config import PansharpenParams
 from crossdiff_core.infer import BaselineFuser, ModelFuser, fuse_tiled
 from crossdiff_core.nets.extractor import random_extractor
 from crossdiff_core.nets.fusion import FusionHead
@@ -155,8 +156,10 @@ def row(name: str, value: float, digits: int = 2) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pan", type=int, default=1024, help="PAN side of the timing scene")
-    parser.add_argument("--tile", type=int, default=640, help="window side (PAN px)")
-    parser.add_argument("--batch-size", type=int, default=1, help="windows per forward")
+    parser.add_argument("--tile", type=int, default=PansharpenParams.tile,
+                        help="window side (PAN px)")
+    parser.add_argument("--batch-size", type=int, default=PansharpenParams.batch_size,
+                        help="windows per forward")
     parser.add_argument("--repeats", type=int, default=2, help="rounds; the best is kept")
     parser.add_argument("--big", type=int, default=8192,
                         help="PAN columns of the memory scene (0 skips it)")

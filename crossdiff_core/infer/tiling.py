@@ -21,6 +21,8 @@ import dask.array as da
 import numpy as np
 from tqdm.auto import tqdm
 
+from crossdiff_core.config import PansharpenParams
+
 MIN_MS_SIZE = 8  # MS pixels per side: below this interp23tap and the encoders see mostly padding
 
 
@@ -125,15 +127,17 @@ def iter_fused_rows(
     ms: da.Array | np.ndarray,
     pan: da.Array | np.ndarray,
     fuser: WindowFuser,
-    tile: int = 512,
+    tile: int = PansharpenParams.tile,
     context: int | None = None,
-    blend: int = 32,
-    batch_size: int = 4,
+    blend: int = PansharpenParams.blend,
+    batch_size: int = PansharpenParams.batch_size,
     progress: bool = False,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Yield (first scene row, fused rows (B, n, W) float32) from top to bottom.
 
-    ms (B, h, w) and pan (H, W) may be dask arrays (read strip by strip) or numpy arrays.
+    ms (B, h, w) and pan (H, W) may be dask arrays (read strip by strip) or numpy arrays. The
+    tiling defaults are the ``pansharpen`` section's (``crossdiff_core.config``); ``context``
+    defaults to the model's.
     """
     ratio = fuser.ratio
     context = fuser.context if context is None else context

@@ -14,6 +14,7 @@ from pathlib import Path
 import dask.array as da
 
 from crossdiff_core.atomic import atomic_folder, atomic_write
+from crossdiff_core.config import PansharpenParams
 from crossdiff_core.infer.fusers import BaselineFuser
 from crossdiff_core.infer.tiling import WindowFuser, check_scene_fits, iter_fused_rows
 from crossdiff_core.infer.writers import (
@@ -64,11 +65,11 @@ def pansharpen_scene(
     scene: Scene,
     fuser: WindowFuser,
     out: str | Path,
-    fmt: str = "cog",
-    tile: int = 640,
+    fmt: str = PansharpenParams.format,
+    tile: int = PansharpenParams.tile,
     context: int | None = None,
-    blend: int = 32,
-    batch_size: int = 1,
+    blend: int = PansharpenParams.blend,
+    batch_size: int = PansharpenParams.batch_size,
     overwrite: bool = False,
     progress: bool = True,
     band_names: list[str] | None = None,
@@ -78,8 +79,9 @@ def pansharpen_scene(
     The output has the scene's CRS and transform, band names, the MS's DN dtype and nodata value
     (pixels where the PAN or any MS band is nodata stay nodata). It is written under a hidden
     temporary name and renamed when complete; an existing ``out`` is refused unless ``overwrite``.
-    The tiling (``tile``, ``context``, ``blend``, ``batch_size``) applies to models; a
-    ``BaselineFuser`` runs its method on the whole scene, strip by strip.
+    The tiling (``tile``, ``context``, ``blend``, ``batch_size``; defaults: the ``pansharpen``
+    section's) applies to models; a ``BaselineFuser`` runs its method on the whole scene, strip
+    by strip.
     """
     out = check_output(out, fmt, overwrite)
     check_scene_fits(tuple(scene.pan.shape), tuple(scene.ms.shape), fuser, str(out))
