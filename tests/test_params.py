@@ -134,3 +134,40 @@ def test_command_options_override_the_file_in_one_place(tmp_path):
 def test_a_missing_params_file_stops_a_stage(tmp_path):
     with pytest.raises(FileNotFoundError, match="parameters file not found"):
         load_config("ingest", tmp_path / "missing.yaml")
+
+
+def test_dvc_reruns_only_the_stages_whose_outputs_a_changed_key_changes(tmp_path):
+    """DVC itself, on a scratch project with the real params.yaml and every stage's ``params``
+    (commands that do nothing): a key that changes no output leaves every stage up to date."""
+    import json
+    import subprocess
+    import sys
+
+    raw = yaml.safe_load(PARAMS.read_text())
+    stages = {name: {"cmd": "true", "params": _listed(stage)}
+              for name, stage in _dvc_stages().items()}
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": stages}))
+
+    def dvc(*args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    dvc("init", "--no-scm", "-q")
+    dvc("commit", "-f", "-q")
+    changes = {"pretrain.progress": False, "pretrain.device": "cuda", "pretrain.num_workers": 4,
+               "adapt.device": "cpu", "ingest.scheduler": "processes", "adapt.lr": 2e-3,
+               "pretrain.steps": 301}
+    rerun = {}
+    for key, value in changes.items():
+        section, name = key.split(".")
+        changed = yaml.safe_load(yaml.safe_dump(raw))
+        changed[section][name] = value
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(changed))
+        rerun[key] = set(json.loads(dvc("status", "--json") or "{}"))
+    assert rerun == {"pretrain.progress": set(), "pretrain.device": set(),
+                     "pretrain.num_workers": set(), "adapt.device": set(),
+                     "ingest.scheduler": set(), "adapt.lr": {"adapt", "evaluate"},
+                     "pretrain.steps": {"pretrain", "evaluate"}}
