@@ -60,31 +60,10 @@ def align_pair(
     Returns ``(pan, ms, alignment)`` where PAN shape = ratio x MS shape and the PAN transform is the
     MS transform scaled by 1/ratio. Raises AlignmentError (naming ``label``) when it cannot.
     """
-    pan_crs, ms_crs = pan.rio.crs, ms.rio.crs
-    if pan_crs is None or ms_crs is None:
-        raise AlignmentError(f"{label}: PAN or MS has no CRS; cannot check that they overlap")
-    if pan_crs != ms_crs:
-        raise AlignmentError(
-            f"{label}: CRS mismatch: PAN is {pan_crs.to_string()}, MS is {ms_crs.to_string()}; "
-            "reproject one of them first"
-        )
-    pan_t, ms_t = pan.rio.transform(recalc=False), ms.rio.transform(recalc=False)
-    if pan_t.b or pan_t.d or ms_t.b or ms_t.d:
-        raise AlignmentError(f"{label}: rotated grids are not supported")
-    ratio_x, ratio_y = ms_t.a / pan_t.a, ms_t.e / pan_t.e
-    ratio = round(ratio_x)
-    if not (_near(ratio_x, ratio_y, RATIO_TOLERANCE * ratio_x)
-            and _near(ratio_x, ratio, RATIO_TOLERANCE * ratio_x) and ratio >= 1):
-        raise AlignmentError(
-            f"{label}: non-integer resolution ratio: MS/PAN pixel sizes give {ratio_x:.6g} (x) "
-            f"and {ratio_y:.6g} (y)"
-        )
-    if expected_ratio is not None and ratio != expected_ratio:
-        raise AlignmentError(
-            f"{label}: resolution ratio is {ratio} but the sensor's is {expected_ratio}"
-        )
+    ratio = _grid_ratio(pan, ms, expected_ratio, label)
     _check_overlap(pan, ms, label)
-
+    pan_crs, ms_crs = pan.rio.crs, ms.rio.crs
+    pan_t, ms_t = pan.rio.transform(recalc=False), ms.rio.transform(recalc=False)
     col_offset = (ms_t.c - pan_t.c) / pan_t.a
     row_offset = (ms_t.f - pan_t.f) / pan_t.e
     whole = all(_near(v, round(v), OFFSET_TOLERANCE) for v in (col_offset, row_offset))
@@ -133,6 +112,36 @@ def align_pair(
                        "right": ms.sizes["x"] - ms_col0 - n_cols},
     }
     return aligned_pan, aligned_ms, alignment
+
+
+def _grid_ratio(
+    pan: xr.DataArray, ms: xr.DataArray, expected_ratio: int | None, label: str | Path
+) -> int:
+    """The integer MS/PAN resolution ratio of two north-up grids in one CRS (rules 1 and 2)."""
+    pan_crs, ms_crs = pan.rio.crs, ms.rio.crs
+    if pan_crs is None or ms_crs is None:
+        raise AlignmentError(f"{label}: PAN or MS has no CRS; cannot check that they overlap")
+    if pan_crs != ms_crs:
+        raise AlignmentError(
+            f"{label}: CRS mismatch: PAN is {pan_crs.to_string()}, MS is {ms_crs.to_string()}; "
+            "reproject one of them first"
+        )
+    pan_t, ms_t = pan.rio.transform(recalc=False), ms.rio.transform(recalc=False)
+    if pan_t.b or pan_t.d or ms_t.b or ms_t.d:
+        raise AlignmentError(f"{label}: rotated grids are not supported")
+    ratio_x, ratio_y = ms_t.a / pan_t.a, ms_t.e / pan_t.e
+    ratio = round(ratio_x)
+    if not (_near(ratio_x, ratio_y, RATIO_TOLERANCE * ratio_x)
+            and _near(ratio_x, ratio, RATIO_TOLERANCE * ratio_x) and ratio >= 1):
+        raise AlignmentError(
+            f"{label}: non-integer resolution ratio: MS/PAN pixel sizes give {ratio_x:.6g} (x) "
+            f"and {ratio_y:.6g} (y)"
+        )
+    if expected_ratio is not None and ratio != expected_ratio:
+        raise AlignmentError(
+            f"{label}: resolution ratio is {ratio} but the sensor's is {expected_ratio}"
+        )
+    return ratio
 
 
 def _check_overlap(pan: xr.DataArray, ms: xr.DataArray, label: str | Path) -> None:
