@@ -136,14 +136,7 @@ def adapt_head(
     device = pick_device(config.device, what="adapt.device")
     dataset = PatchDataset([str(s) for s in scenes], config.pan_patch, seed=config.seed,
                            normalisation=config.normalisation)
-    first = dataset._open()[0]
-    scale_maxes = {scene.scale_max for scene in dataset._open()}
-    sensors = {scene.attrs["sensor"] for scene in dataset._open()}
-    if len(sensors) > 1 or len(scale_maxes) > 1:
-        raise ValueError(
-            f"adapt one model per sensor: scenes {dataset.names} mix sensors "
-            f"{sorted(sensors)} / scale_max {sorted(scale_maxes)}"
-        )
+    first = _one_sensor(dataset)
     sensor = first.sensor
     model = build_pansharpener(
         dataset, extractor, config, dataset.normalisation, sensor.name, first.band_names
@@ -173,13 +166,7 @@ def adapt_head(
         if config.mode == "supervised_reduced":
             batch = _reduced_inputs(batch, dataset.ratio, sensor)
         batch = {key: value.to(device) for key, value in batch.items()}
-        fused = model(batch["ms_up"], batch["pan"])
-        if config.mode == "supervised_reduced":
-            loss = supervised_reduced(fused, batch["reference"])
-            terms = {"loss": loss, "spectral": loss.detach(), "spatial": torch.zeros(())}
-        else:
-            pan_low = mtf_blur(batch["pan"], pan_kernel)
-            terms = loss_fn(fused, batch["ms"], batch["pan"], batch["ms_up"], pan_low)
+        terms = _loss_terms(model, batch, config.mode, loss_fn, pan_kernel)
         optimiser.zero_grad(set_to_none=True)
         terms["loss"].backward()
         optimiser.step()
@@ -205,6 +192,35 @@ def adapt_head(
     }
     atomic_write(out / "summary.json", json.dumps(summary, indent=2))
     return AdaptResult(out, losses, seconds)
+
+
+def _one_sensor(dataset: PatchDataset):
+    """The first scene of ``dataset``; ValueError when the scenes mix sensors or DN scales."""
+    first = dataset._open()[0]
+    scale_maxes = {scene.scale_max for scene in dataset._open()}
+    sensors = {scene.attrs["sensor"] for scene in dataset._open()}
+    if len(sensors) > 1 or len(scale_maxes) > 1:
+        raise ValueError(
+            f"adapt one model per sensor: scenes {dataset.names} mix sensors "
+            f"{sorted(sensors)} / scale_max {sorted(scale_maxes)}"
+        )
+    return first
+
+
+def _loss_terms(
+    model: Pansharpener,
+    batch: dict[str, torch.Tensor],
+    mode: str,
+    loss_fn: AdaptationLoss,
+    pan_kernel: torch.Tensor,
+) -> dict[str, torch.Tensor]:
+    """{"loss", "spectral", "spatial"} of the model's output on one batch."""
+    fused = model(batch["ms_up"], batch["pan"])
+    if mode == "supervised_reduced":
+        loss = supervised_reduced(fused, batch["reference"])
+        return {"loss": loss, "spectral": loss.detach(), "spatial": torch.zeros(())}
+    pan_low = mtf_blur(batch["pan"], pan_kernel)
+    return loss_fn(fused, batch["ms"], batch["pan"], batch["ms_up"], pan_low)
 
 
 def _write_losses(path: Path, losses: list[dict]) -> None:
