@@ -97,7 +97,7 @@ def crossdiff_models_flow(
     the random-encoder ablation is adapted on the evaluation scenes. Reduced resolution runs the
     whole chain (pretrain, freeze, adapt) with the pipeline's settings on the Wald-degraded
     evaluation crops only, so the original MS that serves as the reference is never seen by the
-    method (DESIGN.md section 4). Everything is written under ``config.work``.
+    method. Everything is written under ``config.work``.
     """
     from flows.adapt import adapt_flow
     from flows.freeze import freeze_flow
