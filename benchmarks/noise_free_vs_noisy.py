@@ -24,8 +24,9 @@ import xarray as xr
 from crossdiff_core.cross_sensor import prepare_scene, score_model
 from crossdiff_core.io.store import write_scene_store
 from crossdiff_core.sensors import get_sensor
-from crossdiff_core.train.adapt import AdaptConfig, adapt_head, freeze_pretrained
+from crossdiff_core.train.adapt import AdaptConfig, adapt_head
 from crossdiff_core.train.config import PretrainConfig
+from crossdiff_core.train.freeze import freeze_pretrained
 from crossdiff_core.train.pretrain import train_branch
 
 GOLDEN = Path(__file__).resolve().parents[2] / "shared" / "golden"

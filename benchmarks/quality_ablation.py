@@ -124,8 +124,8 @@ def _digest(value) -> str:
 def pretrained_encoders(store: str, params: dict, work: Path) -> Path:
     """Pretrain both branches on ``store`` and freeze them; cached by the settings."""
     from crossdiff_core.config import section_values
-    from crossdiff_core.train.adapt import freeze_pretrained
     from crossdiff_core.train.config import BRANCHES, PretrainConfig
+    from crossdiff_core.train.freeze import freeze_pretrained
     from crossdiff_core.train.pretrain import train_branch
     from flows.params import validate
 

@@ -7,19 +7,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 from prefect import flow, get_run_logger
 
-from crossdiff_core.config import AdaptParams, FreezeParams, section_values
+from crossdiff_core.config import AdaptParams, section_values
 from flows.params import stage_config
-from tasks.adapt import adapt_task
-
-
-def with_encoders(config: AdaptParams, freeze: FreezeParams) -> AdaptParams:
-    """``config`` with its encoders resolved: ``adapt.encoders``, or else ``freeze.out``."""
-    return config if config.encoders else replace(config, encoders=freeze.out)
+from tasks.adapt import adapt_task, with_encoders
+from tasks.scenes import scene_stores, scenes_sensor
 
 
 @flow(name="adapt")
@@ -27,11 +22,9 @@ def adapt_flow(config: AdaptParams,
                on_step: Callable[[int, dict], None] | None = None) -> dict:
     """Train the head on ``config.scenes`` (stores or folders of stores) and save it to
     ``config.out``. Returns {"out", "seconds", "final"}."""
-    from crossdiff_core.io.store import find_scene_stores
-
     if config.encoders is None and not config.random_encoders:
         raise ValueError("adapt needs encoders (a frozen extractor folder) or random_encoders")
-    stores = [str(path) for path in find_scene_stores(config.scenes)]
+    stores = scene_stores(config.scenes)
     result = adapt_task(stores, config, on_step)
     final = result.losses[-1]
     get_run_logger().info(
@@ -42,14 +35,6 @@ def adapt_flow(config: AdaptParams,
         result.out,
     )
     return {"out": str(result.out), "seconds": result.seconds, "final": final}
-
-
-def scenes_sensor(scenes: list[str]) -> str:
-    """The sensor of the first scene store found in ``scenes`` (tags and registry names)."""
-    from crossdiff_core.io.store import find_scene_stores, read_store_attrs
-
-    stores = find_scene_stores(scenes)
-    return str(read_store_attrs(stores[0])["sensor"]) if stores else "unknown"
 
 
 def main() -> None:

@@ -13,17 +13,15 @@ from prefect import flow
 
 from crossdiff_core.config import FreezeParams, section_values
 from flows.params import stage_config
-from tasks.adapt import freeze_task
+from tasks.freeze import freeze_task
+from tasks.scenes import scene_stores, scenes_sensor
 
 
 @flow(name="freeze")
 def freeze_flow(config: FreezeParams, pretrain_dir: str, scenes: list[str], pan_patch: int) -> str:
     """Freeze ``<pretrain_dir>/p2m`` and ``/m2p`` into ``config.out``, calibrated on
     ``pan_patch``-pixel patches of ``scenes`` (stores or folders); returns the folder."""
-    from crossdiff_core.io.store import find_scene_stores
-
-    stores = [str(path) for path in find_scene_stores(scenes)]
-    return str(freeze_task(config, Path(pretrain_dir), stores, pan_patch))
+    return str(freeze_task(config, Path(pretrain_dir), scene_stores(scenes), pan_patch))
 
 
 def main() -> None:
@@ -34,7 +32,6 @@ def main() -> None:
     with tracked_stage("freeze", section_values(config)) as tracker:
         out = freeze_flow(config, pretrain.out, pretrain.scenes, pretrain.pan_patch)
         tracker.log_artifact(out, "extractor")
-        from flows.adapt import scenes_sensor
         from tasks import tracking
 
         tracking.register_encoders(Path(out), configs["tracking"].encoder_model_name,

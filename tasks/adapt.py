@@ -1,7 +1,8 @@
-"""Prefect tasks of the freeze and adapt stages (crossdiff_core.train.adapt)."""
+"""Prefect task of the adapt stage (crossdiff_core.train.adapt); freezing is tasks/freeze.py."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from prefect import task
@@ -11,24 +12,9 @@ from crossdiff_core.config import AdaptParams, FreezeParams
 from crossdiff_core.train.adapt import AdaptResult, StepCallback
 
 
-@task(name="freeze-encoders", cache_policy=NO_CACHE)
-def freeze_task(config: FreezeParams, pretrain_dir: Path, scenes: list[str],
-                pan_patch: int) -> Path:
-    """Write the frozen extractor artifact (config.json + weights.pt) to ``config.out``,
-    calibrated on ``pan_patch``-pixel patches of ``scenes``."""
-    from crossdiff_core.train.adapt import freeze_pretrained
-
-    return freeze_pretrained(
-        Path(pretrain_dir),
-        scenes,
-        Path(config.out),
-        t_feature=config.t_feature,
-        noise_free=config.noise_free,
-        pan_patch=pan_patch,
-        calibration_patches=config.calibration_patches,
-        seed=config.seed,
-        decoder_features=config.decoder_features,
-    )
+def with_encoders(config: AdaptParams, freeze: FreezeParams) -> AdaptParams:
+    """``config`` with its encoders resolved: ``adapt.encoders``, or else ``freeze.out``."""
+    return config if config.encoders else replace(config, encoders=freeze.out)
 
 
 @task(name="adapt-head", cache_policy=NO_CACHE)

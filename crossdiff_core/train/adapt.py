@@ -27,27 +27,9 @@ from crossdiff_core.pansharpener import Pansharpener, save_pansharpener
 from crossdiff_core.scaling import Normalisation
 from crossdiff_core.train.config import AdaptConfig
 from crossdiff_core.train.losses import AdaptationLoss, mtf_blur, supervised_reduced
-from crossdiff_core.train.patches import PatchDataset
+from crossdiff_core.train.patches import PatchDataset, calibration_batches, patch_batch
 
 StepCallback = Callable[[int, dict], None]
-
-
-def _batch(dataset: PatchDataset, start: int, size: int) -> dict[str, torch.Tensor]:
-    samples = [dataset[index] for index in range(start, start + size)]
-    return {key: torch.stack([s[key] for s in samples]) for key in samples[0]}
-
-
-def calibration_batches(
-    dataset: PatchDataset, count: int, batch_size: int = 8
-) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """(ms_up, pan) batches for ``FrozenExtractor.calibrate``: the dataset's last items, which
-    training (the first ``steps * batch_size`` items) never reaches."""
-    first_index = len(dataset) - count
-    batches = []
-    for start in range(0, count, batch_size):
-        batch = _batch(dataset, first_index + start, min(batch_size, count - start))
-        batches.append((batch["ms_up"], batch["pan"]))
-    return batches
 
 
 def _reduced_inputs(batch: dict[str, torch.Tensor], ratio: int, sensor) -> dict[str, torch.Tensor]:
@@ -162,7 +144,7 @@ def adapt_head(
     started = time.perf_counter()
     model.head.train()
     for step in range(1, config.steps + 1):
-        batch = _batch(dataset, (step - 1) * config.batch_size, config.batch_size)
+        batch = patch_batch(dataset, (step - 1) * config.batch_size, config.batch_size)
         if config.mode == "supervised_reduced":
             batch = _reduced_inputs(batch, dataset.ratio, sensor)
         batch = {key: value.to(device) for key, value in batch.items()}
@@ -229,43 +211,3 @@ def _write_losses(path: Path, losses: list[dict]) -> None:
     writer.writeheader()
     writer.writerows(losses)
     atomic_write(path, buffer.getvalue())
-
-
-def freeze_pretrained(
-    pretrain_dir: str | Path,
-    scenes: list[str | Path],
-    out: str | Path,
-    t_feature: int = 50,
-    noise_free: bool = True,
-    pan_patch: int = 64,
-    calibration_patches: int = 32,
-    seed: int = 0,
-    decoder_features: bool = False,
-) -> Path:
-    """Freeze ``<pretrain_dir>/p2m`` and ``/m2p`` into one extractor artifact at ``out``.
-
-    GroupNorm statistics are calibrated on ``calibration_patches`` patches of ``pan_patch``
-    pixels (the pretraining patch size) from ``scenes``.
-    """
-    from crossdiff_core.nets.extractor import extractor_from_pretrained, save_extractor
-
-    pretrain_dir = Path(pretrain_dir)
-    extractor = extractor_from_pretrained(
-        pretrain_dir / "p2m", pretrain_dir / "m2p", t_feature=t_feature, noise_free=noise_free,
-        decoder_features=decoder_features,
-    )
-    from crossdiff_core.nets.unet import read_unet_config
-
-    recorded = (read_unet_config(pretrain_dir / "p2m").get("extra") or {}).get("normalisation")
-    # UNets pretrained before normalisations were recorded used the bit-depth scaling.
-    normalisation = Normalisation.from_dict(recorded) if recorded else "bit_depth"
-    dataset = PatchDataset([str(s) for s in scenes], pan_patch, seed=seed,
-                           normalisation=normalisation)
-    scene_bands = dataset._open()[0].band_names
-    if scene_bands != extractor.bands:
-        raise ValueError(
-            f"calibration scenes have bands {scene_bands}, the encoders "
-            f"{extractor.bands}: calibrate on the pretraining scenes"
-        )
-    extractor.calibrate(calibration_batches(dataset, calibration_patches))
-    return save_extractor(extractor, out)

@@ -251,3 +251,22 @@ def branch_inputs(
     if branch == "p2m":
         return batch["ms_up"], batch["pan"]
     return batch["pan"], batch["ms_up"]
+
+
+def patch_batch(dataset: PatchDataset, start: int, size: int) -> dict[str, torch.Tensor]:
+    """Items ``start`` .. ``start + size - 1`` of ``dataset`` stacked into one batch."""
+    samples = [dataset[index] for index in range(start, start + size)]
+    return {key: torch.stack([s[key] for s in samples]) for key in samples[0]}
+
+
+def calibration_batches(
+    dataset: PatchDataset, count: int, batch_size: int = 8
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(ms_up, pan) batches for ``FrozenExtractor.calibrate``: the dataset's last items, which
+    training (the first ``steps * batch_size`` items) never reaches."""
+    first_index = len(dataset) - count
+    batches = []
+    for start in range(0, count, batch_size):
+        batch = patch_batch(dataset, first_index + start, min(batch_size, count - start))
+        batches.append((batch["ms_up"], batch["pan"]))
+    return batches

@@ -93,7 +93,8 @@ def adapt(
 
     config = cli_config("adapt", params, scenes=scenes, encoders=encoders, out=out, steps=steps,
                         device=device, random_encoders=True if random_encoders else None)
-    from flows.adapt import adapt_flow, with_encoders
+    from flows.adapt import adapt_flow
+    from tasks.adapt import with_encoders
 
     if not config.random_encoders:
         config = with_encoders(config, cli_config("freeze", params))
