@@ -4,13 +4,14 @@ For each anchor crop of ../shared/golden (IKONOS, WorldView-3, Landsat-8: anchor
 scored by the reference MATLAB toolbox in anchors_given.json) the whole chain runs as `dvc repro`
 runs it, with the default params.yaml, in its own workspace: the crop is written as a GRIP-style
 .mat (I_PAN, I_MS, sensor, ratio, L; values and dtype as they are, float32 for WorldView-3) and
-ingested (the store is checked to equal the crop exactly), then pretrain, freeze, adapt and
-evaluate (every classical baseline, the random-encoder ablation and CrossDiff) run as
-``python -m flows.<stage>`` subprocesses. Evaluation uses the whole crop with the toolbox's
-protocol (border cut 21, Q2n blocks 32). Only what depends on the head seed (adapt and evaluate)
+ingested (the store is checked to equal the crop exactly), then pretrain, freeze, adapt, the
+reduced-resolution chain (reduced, reduced_adapt), the random-encoder ablation and evaluate
+(every classical baseline, the ablation and CrossDiff) run as ``python -m flows.<stage>``
+subprocesses. Evaluation uses the whole crop with the toolbox's protocol (border cut 21, Q2n
+blocks 32). Only what depends on the head seed (adapt, reduced_adapt, ablation and evaluate)
 reruns for each of ``--seeds``; pretraining and freezing are shared, and the pretraining
-checkpoints (the pipeline's and those of the evaluation's reduced-resolution chain under
-evaluate.work) are checked to stay untouched by the later seeds.
+checkpoints (the pipeline's and those of the reduced stage under reduced.out) are checked to stay
+untouched by the later seeds.
 
 Per scene it prints one table (the toolbox's 15 methods, EXP marked as excluded; the project's
 baselines; the ablation and CrossDiff as mean ± sample std over seeds), the verdict on both goals:
@@ -75,10 +76,10 @@ TOOLBOX_KEYS = {
 CROSSDIFF = "crossdiff"
 ABLATION = "crossdiff_random_encoders"
 ABLATION_MARGIN = 0.01
-SHARED_STAGES = ("ingest", "pretrain", "freeze")
+SHARED_STAGES = ("ingest", "pretrain", "freeze", "reduced")
 TINY_SECTIONS = ("pretrain", "freeze", "adapt")
 PATH_KEYS = ("scenes", "out", "encoders")
-SEED_STAGES = ("adapt", "evaluate")
+SEED_STAGES = ("adapt", "reduced_adapt", "ablation", "evaluate")
 
 
 # --- pure functions: statistics, table, verdicts -------------------------------------------------
@@ -307,7 +308,7 @@ def pretraining_state(workspace: Path) -> dict[str, tuple[int, str]]:
     """(mtime_ns, sha256) of every pretraining checkpoint of the workspace: the pipeline's and the
     evaluation's reduced-resolution chain's (a resumed run with nothing to do leaves them as is)."""
     state = {}
-    for folder in (workspace / "pretrain", workspace / "eval" / "reduced" / "pretrain"):
+    for folder in (workspace / "pretrain", workspace / "reduced" / "pretrain"):
         for checkpoint in sorted(folder.glob("*/checkpoint.pt")):
             digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
             state[str(checkpoint.relative_to(workspace))] = (checkpoint.stat().st_mtime_ns, digest)
@@ -315,10 +316,12 @@ def pretraining_state(workspace: Path) -> dict[str, tuple[int, str]]:
 
 
 def seed_params(base: dict, workspace: Path, seed: int) -> dict:
-    """The workspace's params with the head seed set and the seed's own head and report folders;
-    evaluate.work (the evaluation's reduced-resolution pretraining) stays shared."""
+    """The workspace's params with the head seed set and the seed's own head, ablation and report
+    folders; reduced.out (the evaluation's reduced-resolution Wald pairs, pretraining and encoders,
+    the reduced stage's) stays shared, its head is rewritten by each seed's reduced_adapt."""
     params = json.loads(json.dumps(base))
     params["adapt"].update(seed=seed, out=str(workspace / f"seed{seed}" / "head"))
+    params["ablation"]["out"] = str(workspace / f"seed{seed}" / "ablation")
     params["evaluate"]["out"] = str(workspace / f"seed{seed}" / "reports")
     return params
 

@@ -30,7 +30,8 @@ SCENES = {
     "worldview3": {"source": SHARED / "worldview3", "sensor": "WV3"},
     "landsat8": {"source": ROOT / "data" / "raw" / "LC80200392015216LGN00.tar.gz", "sensor": None},
 }
-STAGES = ("ingest", "pretrain", "freeze", "adapt", "evaluate")
+STAGES = ("ingest", "pretrain", "freeze", "adapt", "reduced", "reduced_adapt", "ablation",
+          "evaluate")
 HIGHER_IS_BETTER = {"q2n": True, "sam": False, "ergas": False, "hqnr": True, "qnr": True,
                     "d_rho": False}
 
@@ -43,8 +44,9 @@ def scene_params(base: dict, workspace: Path, source: Path, sensor: str | None,
     params["pretrain"].update(scenes=[zarr], out=str(workspace / "pretrain"), progress=False)
     params["freeze"]["out"] = str(workspace / "encoders")
     params["adapt"].update(scenes=[zarr], out=str(workspace / "head"))
-    params["evaluate"].update(scenes=[zarr], out=str(workspace / "reports"),
-                              work=str(workspace / "eval"))
+    params["reduced"]["out"] = str(workspace / "reduced")
+    params["ablation"]["out"] = str(workspace / "ablation")
+    params["evaluate"].update(scenes=[zarr], out=str(workspace / "reports"))
     for override in overrides:
         key, value = override.split("=", 1)
         section, name = key.split(".", 1)

@@ -10,6 +10,8 @@ equal params.yaml's values (tests/test_params.py holds them to it).
     pretrain       PretrainParams      train.config.PretrainSettings (+ per-branch overrides)
     freeze         FreezeParams
     adapt          AdaptParams         train.config.AdaptConfig (+ scenes, out, encoders)
+    reduced        ReducedParams       (the evaluation's reduced-resolution chain)
+    ablation       AblationParams      (the evaluation's random-encoder heads)
     evaluate       EvaluateParams
     report         ReportParams
     tracking       TrackingParams
@@ -130,6 +132,53 @@ class AdaptParams(AdaptConfig):
 
 
 @dataclass
+class ReducedParams:
+    """The evaluation's reduced-resolution chain (``python -m flows.reduced``, then
+    ``python -m flows.reduced_adapt``): Wald-degraded copies of the evaluation crops
+    (``evaluate.scenes``, ``evaluate.max_pan_size``), pretrained, frozen and adapted with the
+    pretrain, freeze and adapt settings on the degraded pair only (the original MS, the reference
+    of the reduced-resolution scores, is never seen)."""
+
+    out: str = "data/models/reduced"
+
+    @property
+    def scenes_dir(self) -> str:
+        """The crops and their Wald pairs (``full/`` and ``reduced/`` folders of stores)."""
+        return f"{self.out}/scenes"
+
+    @property
+    def wald_scenes(self) -> str:
+        """The folder of the Wald-degraded stores the chain trains on."""
+        return f"{self.scenes_dir}/reduced"
+
+    @property
+    def pretrain_dir(self) -> str:
+        return f"{self.out}/pretrain"
+
+    @property
+    def encoders_dir(self) -> str:
+        return f"{self.out}/encoders"
+
+    @property
+    def head_dir(self) -> str:
+        return f"{self.out}/head"
+
+
+@dataclass
+class AblationParams:
+    """The random-encoder ablation (``python -m flows.ablation``): the adapt settings' head on
+    random frozen twins of the encoders CrossDiff uses, at full resolution (``<out>/full``: the
+    evaluation scenes, twins of the adapted encoders) and at reduced resolution
+    (``<out>/reduced``: the Wald copies, twins of the reduced chain's encoders)."""
+
+    out: str = "data/models/ablation"
+
+    def head_dir(self, resolution: str) -> str:
+        """The ablation head for ``full`` or ``reduced`` resolution."""
+        return f"{self.out}/{resolution}"
+
+
+@dataclass
 class EvaluateParams:
     """Every method on every scene at both resolutions (``python -m flows.evaluate``).
     ``methods`` takes baseline names, ``all_classical`` and the CrossDiff methods."""
@@ -143,7 +192,6 @@ class EvaluateParams:
     max_pan_size: int = 1024
     border_cut: int = 21
     panel_crop: int = 256
-    work: str = "data/models/eval"
 
     def __post_init__(self) -> None:
         if not self.methods:
@@ -237,6 +285,8 @@ SECTIONS: dict[str, type] = {
     "pretrain": PretrainParams,
     "freeze": FreezeParams,
     "adapt": AdaptParams,
+    "reduced": ReducedParams,
+    "ablation": AblationParams,
     "evaluate": EvaluateParams,
     "report": ReportParams,
     "tracking": TrackingParams,

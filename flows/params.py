@@ -145,13 +145,37 @@ STAGE_PARAMS: dict[str, dict[str, tuple[str, ...]]] = {
         "freeze": ("out",),  # the encoders when adapt.encoders is null
         "tracking": ("experiment", "pansharpener_model_name"),
     },
+    # The evaluation's reduced-resolution chain: the Wald copies of the evaluation crops,
+    # pretrained and frozen with the pipeline's settings (its own scenes and folders) ...
+    "reduced": {
+        "reduced": every("reduced"),
+        "evaluate": ("scenes", "max_pan_size"),  # the crops whose Wald pairs are scored
+        "pretrain": every("pretrain", but=("scenes", "out")),
+        "freeze": every("freeze", but=("out",)),
+        "tracking": ("experiment",),
+    },
+    # ... then adapted with the pipeline's adapt settings.
+    "reduced_adapt": {
+        "reduced": every("reduced"),
+        "adapt": every("adapt", but=("scenes", "out", "encoders")),
+        "tracking": ("experiment",),
+    },
+    # The random-encoder ablation: the adapt settings' head on random twins of the encoders
+    # (adapt.encoders or freeze.out at full resolution, the reduced chain's at reduced).
+    "ablation": {
+        "ablation": every("ablation"),
+        "adapt": every("adapt", but=("scenes", "out", "random_encoders")),
+        "freeze": ("out",),
+        "evaluate": ("scenes",),
+        "reduced": every("reduced"),
+        "tracking": ("experiment",),
+    },
+    # Scoring only: every model it scores is another stage's output.
     "evaluate": {
         "evaluate": every("evaluate"),
-        # The reduced-resolution chain and the random-encoder ablation rerun pretraining,
-        # freezing and adaptation on the evaluation's own scenes and folders.
-        "pretrain": every("pretrain", but=("scenes", "out")),
-        "freeze": every("freeze"),
-        "adapt": every("adapt", but=("scenes",)),
+        "adapt": ("out",),
+        "reduced": every("reduced"),
+        "ablation": every("ablation"),
         "tracking": ("experiment", "pansharpener_model_name"),
     },
     "report": {"report": every("report"), "tracking": ("experiment",)},
