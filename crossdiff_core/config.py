@@ -58,11 +58,14 @@ def check_keys(values: Iterable[str], config: type, section: str) -> None:
 
 @dataclass
 class IngestParams:
-    """Archives and rasters into scene stores (``python -m flows.ingest``)."""
+    """Archives and rasters into scene stores (``python -m flows.ingest``): every ``sources``
+    entry, then every complete entry of the ``landed`` folder (where the landing flow moves what
+    arrives in the landing zone; null = none)."""
 
     sources: list[str | list[str]] = field(
         default_factory=lambda: ["data/raw/LC80200392015216LGN00.tar.gz"]
     )
+    landed: str | None = "data/landed"
     out: str = "data/zarr"
     sensor: str | None = None
     chunk_size: int = 1024

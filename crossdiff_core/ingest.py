@@ -248,6 +248,28 @@ def _could_match(out_dir: str | Path, size: int) -> bool:
                for _, attrs in _stores_with_attrs(out_dir))
 
 
+ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".zip", *HDF5_SUFFIXES, *MAT_SUFFIXES)
+
+
+def complete_entries(folder: str | Path) -> list[Path]:
+    """The archives and delivery folders in ``folder`` (a landing zone, or the ``landed`` folder
+    of the ingest stage), oldest first, then by name; [] when it does not exist.
+
+    Hidden entries (``.gitkeep``, a half-moved ``.name.tmp``) and partial uploads (``.part``,
+    ``.tmp``) are skipped.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in folder.iterdir():
+        if path.name.startswith(".") or path.name.endswith((".part", ".tmp")):
+            continue
+        if path.is_dir() or path.name.lower().endswith(ARCHIVE_SUFFIXES):
+            found.append(path)
+    return sorted(found, key=lambda p: (p.stat().st_mtime, p.name))
+
+
 def ingest_source(
     source: Source,
     out_dir: str | Path,
@@ -361,4 +383,5 @@ def _ingest_pair(raw: RawPair, label: Path, digest: Callable[[], str], size: int
             reader.close()
 
 
-__all__ = ["IngestResult", "ingest_source", "source_sha256", "find_ingested", "AlignmentError"]
+__all__ = ["IngestResult", "ingest_source", "source_sha256", "find_ingested", "complete_entries",
+           "AlignmentError"]

@@ -1,46 +1,35 @@
-"""End-to-end and re-adaptation flows: each stage's ``main()`` (as DVC runs it) as a subflow.
+"""The full-pipeline and nightly flows: ``dvc repro``, so ``dvc.lock`` describes the models.
 
-Each ``main()`` reads its sections of params.yaml into the typed configs (``flows.params``).
+The stages run only through DVC (``tasks.dvc.dvc_repro_task``): DVC reruns the stages whose code,
+params or data changed, records their new hashes in dvc.lock, and the flow's log says which stages
+it ran. Running a stage's ``main()`` directly would rewrite DVC outputs behind DVC's back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from prefect import flow
 
-from flows import adapt, evaluate, freeze, ingest, pretrain, report
-
-STAGE_MAINS: dict[str, Callable[[], object]] = {
-    "ingest": ingest.main,
-    "pretrain": pretrain.main,
-    "freeze": freeze.main,
-    "adapt": adapt.main,
-    "evaluate": evaluate.main,
-    "report": report.main,
-}
-STAGES: tuple[str, ...] = tuple(STAGE_MAINS)
-READAPT_STAGES: tuple[str, ...] = ("adapt", "evaluate", "report")
-
-
-def _run_stages(stages: tuple[str, ...] | list[str]) -> None:
-    unknown = [s for s in stages if s not in STAGES]
-    if unknown:
-        raise ValueError(f"unknown stage(s) {unknown}: choose from {list(STAGES)}")
-    for stage in stages:
-        STAGE_MAINS[stage]()
+from tasks.dvc import dvc_repro_task, schedule_lock
 
 
 @flow(name="crossdiff-pipeline")
-def pipeline_flow(stages: list[str] | None = None) -> None:
-    """Ingest, pretrain, freeze, adapt, evaluate, report, with the parameters in params.yaml."""
-    _run_stages(stages or STAGES)
+def pipeline_flow(stages: list[str] | None = None, force: bool = False) -> list[str]:
+    """``dvc repro`` of ``stages`` (dvc.yaml stage names; default: every stage) in the working
+    directory (the project root): what changed reruns, with the stages before it that changed;
+    ``force`` reruns the named stages (all without names) even when nothing changed. Returns the
+    stages DVC ran."""
+    with schedule_lock():
+        return dvc_repro_task(stages, force)
 
 
 @flow(name="readapt")
-def readapt_flow() -> None:
-    """Re-adapt the fusion head on the current stores, re-evaluate (may promote), re-report."""
-    _run_stages(READAPT_STAGES)
+def readapt_flow() -> list[str]:
+    """Nightly: ``dvc repro`` of what changed since the last run (new landed scenes the landing
+    flow could not reproduce, edited params or code): re-adapting and re-evaluating (which may
+    promote a new champion) when their inputs changed, nothing when the pipeline is up to date.
+    Returns the stages DVC ran."""
+    with schedule_lock():
+        return dvc_repro_task()
 
 
 if __name__ == "__main__":

@@ -10,6 +10,11 @@ branches one after the other (DDP needs all processes in the same collective), e
 the files. That path calls the training function directly, without a Prefect run per process.
 Without torchrun the flow submits the two branches as two tasks, so a Dask task runner (or any
 concurrent runner) can train them at once, e.g. one per GPU of a Dask cluster.
+
+Resuming under DVC: the stage's output is ``persist: true`` in dvc.yaml, so ``dvc repro`` keeps
+the checkpoints and a rerun with more ``steps`` resumes where the last run stopped. A checkpoint
+the stage cannot resume (other settings such as ``lr``, other training scenes, or more steps than
+``steps``) is ignored: the branch trains from scratch and the log says why.
 """
 
 from __future__ import annotations
@@ -37,17 +42,22 @@ def pretrain_flow(
     config: PretrainParams,
     branches: tuple[str, ...] = BRANCHES,
     on_step: Callable[[int, dict], None] | None = None,
+    restart_on_mismatch: bool = False,
 ) -> dict[str, dict]:
     """Train the requested branches of ``config`` as concurrent task submissions; returns
-    per-branch summaries (folder, steps, final_loss, diagnostics). ``on_step(step, metrics)``
-    gets each branch's metrics with keys prefixed ``p2m_``/``m2p_``."""
+    per-branch summaries (folder, steps, final_loss, diagnostics, resumed_from, restart_reason).
+    ``on_step(step, metrics)`` gets each branch's metrics with keys prefixed ``p2m_``/``m2p_``.
+    A checkpoint of another configuration is refused, or ignored (training from scratch, saying
+    why) when ``restart_on_mismatch``, as the DVC stage does."""
     logger = get_run_logger()
     configs = config.branch_configs(branches)
-    futures = [pretrain_branch_task.submit(branch, _prefixed(branch.branch, on_step))
+    futures = [pretrain_branch_task.submit(branch, _prefixed(branch.branch, on_step),
+                                           restart_on_mismatch)
                for branch in configs]
     summaries = {}
     for branch, future in zip(configs, futures, strict=True):
         summary = future.result()
+        _log_start(logger, branch.branch, summary["resumed_from"], summary["restart_reason"])
         logger.info("%s: %d steps, final loss %.4f, held-out RMSE %.4f -> %s", branch.branch,
                     summary["steps"], summary["final_loss"], summary["diagnostics"]["rmse"],
                     summary["folder"])
@@ -55,18 +65,33 @@ def pretrain_flow(
     return summaries
 
 
+def _log_start(logger, branch: str, resumed_from: int, restart_reason: str | None) -> None:
+    if restart_reason:
+        logger.warning("%s: trained from scratch, the checkpoint could not be resumed: %s",
+                       branch, restart_reason)
+    elif resumed_from:
+        logger.info("%s: resumed from step %d", branch, resumed_from)
+    else:
+        logger.info("%s: trained from scratch (no checkpoint)", branch)
+
+
 def main() -> None:
     config = stage_config("pretrain")["pretrain"]
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        import logging
+
+        logger = logging.getLogger("flows.pretrain")
         for branch in config.branch_configs():
-            train_branch(branch)
+            result = train_branch(branch, restart_on_mismatch=True)
+            _log_start(logger, branch.branch, result.resumed_from, result.restart_reason)
         return
     from flows.tracked import tracked_stage
 
     with tracked_stage("pretrain", section_values(config)) as tracker:
         from flows.runners import on_dask_cluster
 
-        summaries = on_dask_cluster(pretrain_flow)(config, on_step=tracker.on_step())
+        summaries = on_dask_cluster(pretrain_flow)(config, on_step=tracker.on_step(),
+                                                   restart_on_mismatch=True)
         for branch, summary in summaries.items():
             tracker.log_metrics({"final_loss": summary["final_loss"],
                                  **{k: v for k, v in summary["diagnostics"].items()

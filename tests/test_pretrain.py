@@ -101,7 +101,8 @@ def test_resume_repeats_the_uninterrupted_losses(tmp_path, scenes):
         )
     eight_bands = tmp_path / "worldview3"
     write_synthetic_store(eight_bands, "WorldView-3", ms_shape=(8, 8), seed=1)
-    with pytest.raises(ValueError, match=r"another configuration \(unet: checkpoint .*'in_chan"):
+    other_scenes = r"another configuration \(training_data: .*unet: checkpoint .*'in_chan"
+    with pytest.raises(ValueError, match=other_scenes):
         train_branch(
             PretrainConfig(
                 out=str(tmp_path / "parts"), steps=6, **{**settings, "scenes": [str(eight_bands)]}

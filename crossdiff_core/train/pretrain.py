@@ -51,6 +51,8 @@ class PretrainResult:
     steps: int
     final_loss: float
     diagnostics: dict
+    resumed_from: int = 0  # the checkpoint's step training resumed after (0: from scratch)
+    restart_reason: str | None = None  # why a checkpoint found was not resumed
 
 
 @dataclass
@@ -164,6 +166,7 @@ class _Run:
     losses: list[float]
     start: int = 0  # the step training starts after (a resumed checkpoint's)
     last_saved: int | None = None
+    restart_reason: str | None = None
 
     @property
     def folder(self) -> Path:
@@ -199,6 +202,7 @@ def train_branch(
     config: PretrainConfig,
     on_step: StepCallback | None = None,
     resume: bool = True,
+    restart_on_mismatch: bool = False,
 ) -> PretrainResult:
     """Train one branch and write ``<out>/<branch>/``: the UNet (config.json + weights.pt, the EMA
     weights when ``ema_decay`` > 0), checkpoint.pt, losses.csv, quicklook.png, diagnostics.json.
@@ -206,10 +210,12 @@ def train_branch(
     ``on_step(step, {"loss", "samples_per_s", "step_s", "data_s", "lr"})`` is called on rank 0
     after every step (``data_s``: seconds spent waiting for the batch, part of ``step_s``).
     Resumes from ``checkpoint.pt`` when present (and ``resume``), refusing one from another
-    configuration. A non-finite loss stops training with FloatingPointError; the last checkpoint
-    written stays as it was.
+    configuration (settings, UNet layout or training scenes) or one beyond ``steps``; with
+    ``restart_on_mismatch`` such a checkpoint is ignored (overwritten by the new run's) and the
+    reason is returned as ``restart_reason``. A non-finite loss stops training with
+    FloatingPointError; the last checkpoint written stays as it was.
     """
-    run = _start_run(config, resume)
+    run = _start_run(config, resume, restart_on_mismatch)
     step = _train_steps(run, on_step)
     if step == run.start and run.dist.is_main and not run.checkpoint_path.is_file():
         run.write_checkpoint(step)
@@ -221,10 +227,23 @@ def train_branch(
     if run.dist.active:
         torch.distributed.barrier()
     return PretrainResult(config.branch, run.folder, step,
-                          run.losses[-1] if run.losses else float("nan"), diagnostics)
+                          run.losses[-1] if run.losses else float("nan"), diagnostics,
+                          resumed_from=run.start, restart_reason=run.restart_reason)
 
 
-def _start_run(config: PretrainConfig, resume: bool) -> _Run:
+def _training_data(stores: list[Path]) -> list[str]:
+    """The scenes a run trains on, by content: ``sensor/scene_id:source sha256`` of each store."""
+    from crossdiff_core.io.store import read_store_attrs
+
+    found = []
+    for store in stores:
+        attrs = read_store_attrs(store)
+        found.append(f"{attrs.get('sensor')}/{attrs.get('scene_id')}:"
+                     f"{attrs.get('source_sha256', '')}")
+    return sorted(found)
+
+
+def _start_run(config: PretrainConfig, resume: bool, restart_on_mismatch: bool = False) -> _Run:
     """Set up the process group, data, model, optimizer and EMA; resume from the checkpoint."""
     from crossdiff_core.io.store import find_scene_stores
 
@@ -251,12 +270,15 @@ def _start_run(config: PretrainConfig, resume: bool) -> _Run:
         ema=_Ema(model, config.ema_decay) if config.ema_decay > 0 else None,
         diffusion=GaussianDiffusion(make_schedule(config.schedule, config.timesteps)),
         generator=torch.Generator().manual_seed(config.seed + 1),
-        # The UNet layout depends on the scenes' band count too, not only on the settings.
-        fingerprint={**config.fingerprint(), "unet": model.config},
+        # The UNet layout depends on the scenes' band count too, not only on the settings; a
+        # checkpoint trained on other scenes is another run too (the same scenes under another
+        # path are not).
+        fingerprint={**config.fingerprint(), "unet": model.config,
+                     "training_data": _training_data(stores)},
         losses=[],
     )
     if resume and run.checkpoint_path.is_file():
-        _resume(run)
+        _resume(run, restart_on_mismatch)
     if dist.active:
         from torch.nn.parallel import DistributedDataParallel
 
@@ -266,11 +288,24 @@ def _start_run(config: PretrainConfig, resume: bool) -> _Run:
     return run
 
 
-def _resume(run: _Run) -> None:
-    """Restore the run's state from its checkpoint (refused when it is another configuration's)."""
+def _resume(run: _Run, restart_on_mismatch: bool = False) -> None:
+    """Restore the run's state from its checkpoint, refused (ValueError) when it is another
+    configuration's or beyond ``steps``; ignored instead, saying why in ``run.restart_reason``,
+    when ``restart_on_mismatch``."""
     path = run.checkpoint_path
     state = load_checkpoint(path)
-    check_same_configuration(path, state["fingerprint"], run.fingerprint)
+    try:
+        check_same_configuration(path, state["fingerprint"], run.fingerprint)
+        if int(state["step"]) > run.config.steps:
+            raise ValueError(
+                f"checkpoint {path} is at step {int(state['step'])}, beyond pretrain.steps "
+                f"{run.config.steps}: raise steps or use a new output folder"
+            )
+    except ValueError as error:
+        if not restart_on_mismatch:
+            raise
+        run.restart_reason = str(error)
+        return
     run.model.load_state_dict(state["model"])
     run.optimizer.load_state_dict(state["optimizer"])
     if run.ema is not None:
@@ -279,11 +314,6 @@ def _resume(run: _Run) -> None:
     _set_rng_states(state["rng"])
     run.losses = list(state["losses"])
     run.start = run.last_saved = int(state["step"])
-    if run.start > run.config.steps:
-        raise ValueError(
-            f"checkpoint {path} is at step {run.start}, beyond pretrain.steps "
-            f"{run.config.steps}: raise steps or use a new output folder"
-        )
 
 
 def _train_steps(run: _Run, on_step: StepCallback | None) -> int:
