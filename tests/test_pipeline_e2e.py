@@ -8,16 +8,12 @@ and the Prefect deployments of prefect.yaml.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from conftest import PROJECT_ROOT
+from dvc_project import COMMAND_TIMEOUT, copy_project, run, stages_run
 
 from crossdiff_core.evaluation import expand_methods
 
@@ -25,52 +21,23 @@ STAGES = ("ingest", "pretrain", "freeze", "adapt", "reduced", "reduced_adapt", "
           "evaluate", "report")
 # The first `dvc repro` of the whole pipeline (tiny parameters: minutes), then any other command.
 REPRO_TIMEOUT = 1500
-COMMAND_TIMEOUT = 600
 # pytest's limit covers the whole first test: copying, the first repro (the module's fixture) and
 # its own command; it is longer than the commands' own limits so that they fail first, saying which.
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(REPRO_TIMEOUT + COMMAND_TIMEOUT + 300)]
 
 
-def _run(args: list[str], cwd: Path, env: dict,
-         timeout: int = COMMAND_TIMEOUT) -> subprocess.CompletedProcess:
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True,
-                            timeout=timeout)
-    if result.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} failed ({result.returncode}):\n"
-                             f"{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
-    return result
+_run = run
 
 
 def _stages_run(output: str) -> set[str]:
-    return {stage for stage in STAGES if f"Running stage '{stage}'" in output}
+    return set(stages_run(output))
 
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory, prefect_server):
     """A git copy of the project with tests/params-tiny.yaml as params.yaml, after `dvc repro`."""
-    from prefect.settings import PREFECT_API_URL
-
     root = tmp_path_factory.mktemp("crossdiff-copy")
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=PROJECT_ROOT,
-                            capture_output=True, text=True, check=True).stdout.split()
-    for name in listed:
-        source = PROJECT_ROOT / name
-        if source.is_file():
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, root / name)
-    shutil.copy2(root / "tests" / "params-tiny.yaml", root / "params.yaml")
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "PREFECT_API_URL": str(PREFECT_API_URL.value()),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
-        "CROSSDIFF_PARAMS": str(root / "params.yaml"),
-        "TQDM_DISABLE": "1",
-    }
-    for args in (["git", "init", "-q"], ["git", "add", "-A"],
-                 ["git", "-c", "user.name=test", "-c", "user.email=test@example.org",
-                  "commit", "-qm", "copy"]):
-        _run(args, root, env)
+    env = copy_project(root)
     first = _run(["dvc", "repro"], root, env, timeout=REPRO_TIMEOUT)
     return root, env, first.stdout
 
