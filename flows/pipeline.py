@@ -16,8 +16,8 @@ from tasks.dvc import dvc_repro_task, schedule_lock
 def pipeline_flow(stages: list[str] | None = None, force: bool = False) -> list[str]:
     """``dvc repro`` of ``stages`` (dvc.yaml stage names; default: every stage) in the working
     directory (the project root): what changed reruns, with the stages before it that changed;
-    ``force`` reruns the named stages (all without names) even when nothing changed. Returns the
-    stages DVC ran."""
+    ``force`` reruns the named stages and the stages before them (all without names) even when
+    nothing changed. Returns the stages DVC ran."""
     with schedule_lock():
         return dvc_repro_task(stages, force)
 
