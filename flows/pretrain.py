@@ -94,6 +94,7 @@ def main() -> None:
                                                    restart_on_mismatch=True)
         for branch, summary in summaries.items():
             tracker.log_metrics({"final_loss": summary["final_loss"],
+                                 "resumed_from": summary["resumed_from"],
                                  **{k: v for k, v in summary["diagnostics"].items()
                                     if isinstance(v, int | float)}}, prefix=f"{branch}_")
             for name in ("quicklook.png", "diagnostics.json", "losses.csv"):
