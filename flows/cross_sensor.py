@@ -136,7 +136,9 @@ def run(config: CrossSensorParams, path: Path | None = None) -> Path:
 
         ingest = load_config("ingest", path, required=False)
         for source, sensor in sources:
-            ingest_flow(replace(ingest, sources=[source], out=config.ingest_out, sensor=sensor))
+            # Only this source: not the landed archives the ingest stage also takes.
+            ingest_flow(replace(ingest, sources=[source], landed=None, out=config.ingest_out,
+                                sensor=sensor))
         if config.ingest_out not in scenes:
             scenes.append(config.ingest_out)
     stages = {stage: load_config(stage, path, getattr(config, stage), required=False)
