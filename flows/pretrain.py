@@ -28,6 +28,7 @@ from crossdiff_core.config import PretrainParams, section_values
 from crossdiff_core.train.config import BRANCHES
 from crossdiff_core.train.pretrain import train_branch
 from flows.params import stage_config
+from flows.runners import run_each
 from tasks.pretrain import pretrain_branch_task
 
 
@@ -44,19 +45,19 @@ def pretrain_flow(
     on_step: Callable[[int, dict], None] | None = None,
     restart_on_mismatch: bool = False,
 ) -> dict[str, dict]:
-    """Train the requested branches of ``config`` as concurrent task submissions; returns
+    """Train the requested branches of ``config`` (concurrently on a Dask cluster, one after
+    another in this process: ``flows.runners.run_each``); returns
     per-branch summaries (folder, steps, final_loss, diagnostics, resumed_from, restart_reason).
     ``on_step(step, metrics)`` gets each branch's metrics with keys prefixed ``p2m_``/``m2p_``.
     A checkpoint of another configuration is refused, or ignored (training from scratch, saying
     why) when ``restart_on_mismatch``, as the DVC stage does."""
     logger = get_run_logger()
     configs = config.branch_configs(branches)
-    futures = [pretrain_branch_task.submit(branch, _prefixed(branch.branch, on_step),
-                                           restart_on_mismatch)
-               for branch in configs]
+    results = run_each(pretrain_branch_task,
+                       [(branch, _prefixed(branch.branch, on_step), restart_on_mismatch)
+                        for branch in configs])
     summaries = {}
-    for branch, future in zip(configs, futures, strict=True):
-        summary = future.result()
+    for branch, summary in zip(configs, results, strict=True):
         _log_start(logger, branch.branch, summary["resumed_from"], summary["restart_reason"])
         logger.info("%s: %d steps, final loss %.4f, held-out RMSE %.4f -> %s", branch.branch,
                     summary["steps"], summary["final_loss"], summary["diagnostics"]["rmse"],

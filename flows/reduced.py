@@ -23,6 +23,7 @@ from crossdiff_core.config import (
     section_values,
 )
 from flows.params import stage_config
+from flows.runners import run_each
 from tasks.freeze import freeze_task
 from tasks.pretrain import pretrain_branch_task
 from tasks.reduced import wald_pair_task
@@ -39,9 +40,9 @@ def reduced_flow(config: ReducedParams, evaluate: EvaluateParams, pretrain: Pret
             for store in scene_stores(evaluate.scenes)]
     pretrain = replace(pretrain, scenes=wald, out=config.pretrain_dir)
     branches = pretrain.branch_configs()
-    futures = [pretrain_branch_task.submit(branch) for branch in branches]
-    for branch, future in zip(branches, futures, strict=True):
-        summary = future.result()
+    for branch, summary in zip(branches, run_each(pretrain_branch_task,
+                                                  [(branch,) for branch in branches]),
+                               strict=True):
         logger.info("reduced %s: %d steps, final loss %.4f", branch.branch, summary["steps"],
                     summary["final_loss"])
     encoders = freeze_task(replace(freeze, out=config.encoders_dir), Path(config.pretrain_dir),
