@@ -8,8 +8,9 @@ Multi-GPU / multi-process (DDP): launch the same module under torchrun, e.g.
 branches one after the other (DDP needs all processes in the same collective), each taking
 ``batch_size / nproc`` samples of the global batch (gloo on CPU, nccl on GPUs); rank 0 writes
 the files. That path calls the training function directly, without a Prefect run per process.
-Without torchrun the flow submits the two branches as two tasks, so a Dask task runner (or any
-concurrent runner) can train them at once, e.g. one per GPU of a Dask cluster.
+Without torchrun the flow runs the two branches as two tasks: at once on a Dask cluster's workers
+(``CROSSDIFF_DASK_ADDRESS``, e.g. one per GPU), one after another in this process, where two
+trainings sharing the threads would not be reproducible (``flows.runners.run_each``).
 
 Resuming under DVC: the stage's output is ``persist: true`` in dvc.yaml, so ``dvc repro`` keeps
 the checkpoints and a rerun with more ``steps`` resumes where the last run stopped. A checkpoint
