@@ -9,16 +9,17 @@ records runs but changes no output, so the walk does not enter it.
 
 from __future__ import annotations
 
-import ast
 import re
 from pathlib import Path
 
 import pytest
 import yaml
+from import_graph import imports, package_files
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("crossdiff_core", "tasks", "flows")
 SIDE_CHANNEL = {"flows.tracked", "tasks.tracking"}
+PROJECT_MODULES = {name for package in PACKAGES for name in package_files(package)}
 
 
 def module_file(name: str) -> Path | None:
@@ -34,22 +35,8 @@ def module_file(name: str) -> Path | None:
 
 def imported_modules(path: Path, name: str) -> set[str]:
     """Project modules ``path`` (module ``name``) imports, with the packages that hold them."""
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                parts = package.split(".")
-                base = ".".join(parts[: len(parts) - node.level + 1])
-                base = f"{base}.{node.module}" if node.module else base
-            else:
-                base = node.module or ""
-            found.add(base)
-            found.update(f"{base}.{alias.name}" for alias in node.names)
     with_parents = set()
-    for module in found:
+    for module, _ in imports(path, name, PROJECT_MODULES):
         parts = module.split(".")
         with_parents.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
     return {module for module in with_parents if module_file(module) is not None}
