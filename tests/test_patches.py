@@ -128,3 +128,17 @@ def test_small_scene_holds_nothing_out():
     rows = {dataset.box_for(i)[0].row for i in range(200)}
     assert len(rows) == 17  # every row position 0..16 is drawn
     assert dataset.held_out_sample()["pan"].shape == (1, 16, 16)
+
+
+def test_in_memory_scenes_give_the_same_samples_as_lazy_reads(tmp_path, monkeypatch):
+    from crossdiff_core.train import patches
+
+    store = write_synthetic_store(tmp_path / "scene.zarr", "Landsat-8", (40, 40), seed=2)
+    held = PatchDataset([store], pan_patch=16, seed=4)
+    assert held._in_memory(), "a small scene is held in memory"
+    monkeypatch.setattr(patches, "IN_MEMORY_BYTES", 0)
+    lazy = PatchDataset([store], pan_patch=16, seed=4)
+    assert lazy._in_memory() == []
+    for index in range(6):
+        for key, value in held[index].items():
+            assert torch.equal(value, lazy[index][key]), (index, key)

@@ -1,8 +1,11 @@
 """Original-scale training patches (PAN patch, matching MS patch, upsampled MS) from scene stores.
 
-Patches are read lazily: each sample reads only its windows from the stores' chunks. A sample is a
-pure function of (seed, index), so a run is reproducible with any number of DataLoader workers and
-a resumed run sees exactly the batches it would have seen.
+Scenes that together fit in ``IN_MEMORY_BYTES`` are read into memory once (a patch is then a
+numpy slice: ~20x faster than a dask window read per patch, which dominated the step time of
+small-scene training); larger corpora are read lazily, each sample reading only its windows from
+the stores' chunks. Either way a sample is a pure function of (seed, index), so a run is
+reproducible with any number of DataLoader workers and a resumed run sees exactly the batches it
+would have seen.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ MAX_DRAWS = 200
 # A held-out diagnostic patch is reserved only on scenes at least this many patches a side: on
 # smaller ones (the Wald copies of evaluation crops) it would bar most patch positions.
 HOLD_OUT_MIN_PATCHES = 4
+# Scenes whose PAN and MS arrays total at most this many bytes are held in memory (per process).
+IN_MEMORY_BYTES = 1 << 30
 
 
 @dataclass(frozen=True)
@@ -76,6 +81,7 @@ class PatchDataset(Dataset):
         self.length = int(length)
         self._sources = list(scenes)
         self._scenes: list[Scene] | None = None
+        self._arrays: list[tuple[np.ndarray, np.ndarray]] | None = None
         shapes = [self._describe(scene) for scene in self._open()]
         self.names = [name for name, *_ in shapes]
         ratios = {ratio for _, ratio, _, _ in shapes}
@@ -125,6 +131,7 @@ class PatchDataset(Dataset):
         state = self.__dict__.copy()
         if any(not isinstance(source, Scene) for source in self._sources):
             state["_scenes"] = None
+        state["_arrays"] = None  # each worker reads its own copy
         return state
 
     def _open(self) -> list[Scene]:
@@ -136,6 +143,27 @@ class PatchDataset(Dataset):
                 for source in self._sources
             ]
         return self._scenes
+
+    def _in_memory(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(PAN, MS) arrays of every scene when they fit in ``IN_MEMORY_BYTES``, else []."""
+        if self._arrays is None:
+            scenes = self._open()
+            total = sum(scene.pan.nbytes + scene.ms.nbytes for scene in scenes)
+            everything = slice(None)
+            self._arrays = [
+                (_read_window(scene.pan, everything, everything),
+                 _read_window(scene.ms, everything, everything))
+                for scene in scenes
+            ] if total <= IN_MEMORY_BYTES else []
+        return self._arrays
+
+    def _window(self, scene_index: int, which: int, rows: slice, cols: slice) -> np.ndarray:
+        """Rows x cols of the scene's PAN (``which`` 0) or MS (1), from memory when held there."""
+        arrays = self._in_memory()
+        if arrays:
+            return arrays[scene_index][which][..., rows, cols]
+        scene = self._open()[scene_index]
+        return _read_window(scene.pan if which == 0 else scene.ms, rows, cols)
 
     @staticmethod
     def _describe(scene: Scene) -> tuple[str, int, int, tuple[int, int]]:
@@ -177,12 +205,12 @@ class PatchDataset(Dataset):
         ratio, size = self.ratio, self.ms_patch
         pan_rows = slice(box.row * ratio, (box.row + size) * ratio)
         pan_cols = slice(box.col * ratio, (box.col + size) * ratio)
-        pan = _read_window(scene.pan, pan_rows, pan_cols).astype(np.float64)
+        pan = self._window(box.scene, 0, pan_rows, pan_cols).astype(np.float64)
         height, width = self.ms_shapes[box.scene]
         top, left = max(box.row - UPSAMPLE_MARGIN, 0), max(box.col - UPSAMPLE_MARGIN, 0)
         bottom = min(box.row + size + UPSAMPLE_MARGIN, height)
         right = min(box.col + size + UPSAMPLE_MARGIN, width)
-        ms_window = _read_window(scene.ms, slice(top, bottom), slice(left, right))
+        ms_window = self._window(box.scene, 1, slice(top, bottom), slice(left, right))
         ms_window = ms_window.astype(np.float64)
         row0, col0 = box.row - top, box.col - left
         ms = ms_window[:, row0 : row0 + size, col0 : col0 + size]
