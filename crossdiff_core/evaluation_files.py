@@ -16,6 +16,7 @@ from pathlib import Path
 
 from crossdiff_core.atomic import atomic_write
 from crossdiff_core.evaluation import FULL_INDICES, REDUCED_INDICES, SceneEvaluation
+from crossdiff_core.io.names import safe_name
 from crossdiff_core.report.findings import CROSSDIFF, scene_findings
 from crossdiff_core.report.panels_data import panel_arrays, save_panel_arrays
 
@@ -68,11 +69,12 @@ def write_evaluation(results: Sequence[SceneEvaluation], out: str | Path,
     writer.writerows(long_rows(results))
     written["long_csv"] = atomic_write(out / "metrics_long.csv", buffer.getvalue())
     for result in results:
+        name = safe_name(result.scene_id, "scene id")  # the id may come from an input's metadata
         written[f"table:{result.scene_id}"] = atomic_write(
-            out / "tables" / f"{result.scene_id}.md", markdown_table(result))
+            out / "tables" / f"{name}.md", markdown_table(result))
         panels = panel_arrays(result.pan, result.ms_up, result.fused_full, result.ms,
                               result.fused_reduced, result.band_names, result.sensor,
                               crop=panel_crop)
         written[f"panel:{result.scene_id}"] = save_panel_arrays(
-            panels, out / "panels" / f"{result.scene_id}.npz")
+            panels, out / "panels" / f"{name}.npz")
     return written

@@ -33,6 +33,7 @@ from crossdiff_core.io.errors import (
 from crossdiff_core.io.geotiff import RASTER_SUFFIXES, find_pair, read_pair
 from crossdiff_core.io.landsat import find_mtl, read_landsat
 from crossdiff_core.io.matfile import read_mat
+from crossdiff_core.io.names import safe_name
 from crossdiff_core.io.pancollection import read_pancollection
 from crossdiff_core.io.raw import RawPair
 from crossdiff_core.io.scheduler import check_scheduler, use_scheduler
@@ -358,14 +359,19 @@ def _ingest_pair(raw: RawPair, label: Path, digest: Callable[[], str], size: int
     ms = _chunked(ms, raw.ms_bands, alignment.get("ms_dropped"),
                   (ms.sizes["band"], ms_chunk, ms_chunk), readers)
     bit_depth = raw.bit_depth or sensor.bit_depth
+    try:
+        # The id becomes a folder name: whatever the input's metadata says, it cannot escape.
+        scene_id = safe_name(raw.scene_id, "scene id")
+    except ValueError as error:
+        raise InvalidContentError(f"{label}: {error}") from error
     attrs = scene_attributes(
-        sensor, scene_id=raw.scene_id, scale_max=float(2**bit_depth - 1), nodata=raw.nodata,
+        sensor, scene_id=scene_id, scale_max=float(2**bit_depth - 1), nodata=raw.nodata,
         # The digest is added once the chunks are written (it may still be being computed).
         crs=crs, source_name=label.name, source_sha256="", alignment=alignment,
         bit_depth=bit_depth,
         extra={"dtype": str(pan.dtype), "source_bytes": size, **raw.extra_attrs},
     )
-    target = store_path(out_dir, sensor.name, raw.scene_id)
+    target = store_path(out_dir, sensor.name, scene_id)
     if target.exists() and not force:
         raise FileExistsError(
             f"{label}: a different source already made {target}; pass --force to replace it"

@@ -15,6 +15,7 @@ import xarray as xr
 
 from crossdiff_core.io.errors import CorruptInputError, MissingBandError, UnknownSensorError
 from crossdiff_core.io.geotiff import check_raster_readable, open_raster
+from crossdiff_core.io.names import safe_name
 from crossdiff_core.io.raw import RawPair
 from crossdiff_core.io.windows import BandFiles
 
@@ -92,7 +93,11 @@ def read_landsat(folder: Path, label: Path, sensor_name: str | None = None,
         raise CorruptInputError(f"{label}: MS band files differ in shape {sorted(shapes)}")
     ms = xr.concat(ms_bands_arrays, dim="band", coords="minimal", compat="override",
                    join="override")
-    scene_id = mtl.get("LANDSAT_PRODUCT_ID") or mtl.get("LANDSAT_SCENE_ID") or mtl_path.stem[:-4]
+    stated = mtl.get("LANDSAT_PRODUCT_ID") or mtl.get("LANDSAT_SCENE_ID") or mtl_path.stem[:-4]
+    try:
+        scene_id = safe_name(stated, "Landsat scene id")  # becomes a folder name
+    except ValueError as error:
+        raise CorruptInputError(f"{label}: {error} (in {mtl_path.name})") from error
     acquired = mtl.get("DATE_ACQUIRED", "")
     centre_time = mtl.get("SCENE_CENTER_TIME", "")
     return RawPair(

@@ -30,6 +30,7 @@ from numcodecs import Blosc
 from zarr.codecs import BloscCodec, BytesCodec
 
 from crossdiff_core.atomic import atomic_folder
+from crossdiff_core.io.names import inside, safe_name
 from crossdiff_core.scene import Scene
 
 STORE_SUFFIX = ".zarr"
@@ -46,8 +47,14 @@ def _compressor() -> BloscCodec:
 
 
 def store_path(out_dir: str | Path, sensor: str, scene_id: str) -> Path:
-    """Where the store of ``scene_id`` lives: ``<out_dir>/<sensor>/<scene_id>.zarr``."""
-    return Path(out_dir) / sensor / f"{scene_id}{STORE_SUFFIX}"
+    """Where the store of ``scene_id`` lives: ``<out_dir>/<sensor>/<scene_id>.zarr``.
+
+    Both names are reduced to safe path components (``crossdiff_core.io.names.safe_name``), and
+    the result is checked to lie inside ``out_dir``, whatever the input's metadata said.
+    """
+    path = (Path(out_dir) / safe_name(sensor, "sensor name")
+            / f"{safe_name(scene_id, 'scene id')}{STORE_SUFFIX}")
+    return inside(out_dir, path)
 
 
 def _check_nesting(pan: xr.DataArray, ms: xr.DataArray, ratio: int) -> None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from crossdiff_core.atomic import atomic_write
+from crossdiff_core.io.names import safe_name
 from crossdiff_core.report.classical import top_classical
 from crossdiff_core.report.cross_sensor import (
     MATRIX_INDICES,
@@ -122,7 +123,7 @@ def load_evaluation(metrics_dir: str | Path) -> Evaluation:
                     evaluation.sensors.setdefault(row["scene"], row["sensor"])
     panels_dir = metrics_dir / "panels"
     for scene_id in evaluation.metrics:
-        panel_file = panels_dir / f"{scene_id}.npz"
+        panel_file = panels_dir / f"{safe_name(scene_id, 'scene id')}.npz"
         if panel_file.is_file():
             evaluation.panel_files[scene_id] = panel_file
     return evaluation
@@ -140,13 +141,14 @@ def render_scene_figures(
     best classical methods (``pictures.shown_methods``); without it every method is drawn."""
     panels = load_panel_arrays(panel_file)
     figures_dir = Path(figures_dir)
+    name = safe_name(scene_id, "scene id")  # the id may come from an input's metadata
     written = {
         "panel": render_scene_panel(
-            panels, figures_dir / f"{scene_id}_panel.png", title=scene_id, by_method=by_method
+            panels, figures_dir / f"{name}_panel.png", title=scene_id, by_method=by_method
         )
     }
     errors = render_error_maps(
-        panels, figures_dir / f"{scene_id}_errors.png", title=scene_id, by_method=by_method
+        panels, figures_dir / f"{name}_errors.png", title=scene_id, by_method=by_method
     )
     if errors is not None:
         written["errors"] = errors
