@@ -2,7 +2,9 @@
 Zarr scene stores: detect the format, read lazily, align to the nesting invariant, validate and
 write chunk by chunk.
 
-Sources are matched by sha256: ingesting the same source again is a no-op unless ``force``. Stores
+Sources are matched by sha256: ingesting the same source again is a no-op unless ``force``, or
+unless its store fails the integrity check (``crossdiff_core.io.integrity``, every checksum): a
+damaged or incomplete store of the source is rebuilt, never trusted. Stores
 also record the source's size in bytes, so the hash is computed before writing only when some
 store of the same size could match; otherwise it is computed while the chunks are written.
 Content checks (all-nodata or constant rasters, NaN) use per-chunk summaries made while the chunks
@@ -31,6 +33,7 @@ from crossdiff_core.io.errors import (
     UnknownSensorError,
 )
 from crossdiff_core.io.geotiff import RASTER_SUFFIXES, find_pair, read_pair
+from crossdiff_core.io.integrity import recorded_identity, store_problem, verify_store
 from crossdiff_core.io.landsat import find_mtl, read_landsat
 from crossdiff_core.io.matfile import read_mat
 from crossdiff_core.io.names import safe_name
@@ -234,7 +237,14 @@ def _stores_with_attrs(out_dir: str | Path) -> list[tuple[Path, dict]]:
         stores = find_scene_stores(out_dir)
     except ValueError:
         return []
-    return [(store, read_store_attrs(store)) for store in stores]
+    found = []
+    for store in stores:
+        try:
+            attrs = read_store_attrs(store)
+        except ValueError:  # unreadable zarr.json: what the manifest records, so it is repaired
+            attrs = recorded_identity(store)
+        found.append((store, attrs))
+    return found
 
 
 def find_ingested(out_dir: str | Path, digest: str) -> list[Path]:
@@ -297,7 +307,12 @@ def ingest_source(
         if not force and _could_match(out_dir, size):
             known = source_sha256(source)
             existing = find_ingested(out_dir, known)
-            if existing:
+            # When a store of this very source fails the full integrity check (every checksum:
+            # less to read than the source just hashed), the source is ingested again and
+            # replaces its stores (all of them: one file may give several).
+            whole = all(verify_store(store).ok for store in existing)
+            repair = frozenset() if whole else frozenset(existing)
+            if existing and not repair:
                 attrs = read_store_attrs(existing[0])
                 return IngestResult(existing[0], True, str(attrs["scene_id"]),
                                     str(attrs["sensor"]), tuple(existing))
@@ -308,10 +323,11 @@ def ingest_source(
         else:
             # No store can hold this source: hash it while the chunks are being written.
             digest = hasher.submit(source_sha256, source).result
+            repair = frozenset()
         with _open_source(source, sensor, landsat_bands) as raws:
             for raw in raws:
                 written.append(_ingest_pair(raw, label, digest, size, out_dir, sensor,
-                                            chunk_size, scheduler, force, progress))
+                                            chunk_size, scheduler, force, progress, repair))
     first = read_store_attrs(written[0])
     return IngestResult(written[0], False, str(first["scene_id"]), str(first["sensor"]),
                         tuple(written))
@@ -331,7 +347,8 @@ def _chunked(array, files: BandFiles | None, dropped: dict | None,
 
 def _ingest_pair(raw: RawPair, label: Path, digest: Callable[[], str], size: int,
                  out_dir: str | Path, sensor_override: str | None, chunk_size: int,
-                 scheduler: str, force: bool, progress: bool) -> Path:
+                 scheduler: str, force: bool, progress: bool,
+                 repair: frozenset[Path] = frozenset()) -> Path:
     sensor = _resolve_sensor(raw, sensor_override, label)
     if raw.ratio is not None and raw.ratio != sensor.ratio:
         raise InvalidContentError(
@@ -372,6 +389,13 @@ def _ingest_pair(raw: RawPair, label: Path, digest: Callable[[], str], size: int
         extra={"dtype": str(pan.dtype), "source_bytes": size, **raw.extra_attrs},
     )
     target = store_path(out_dir, sensor.name, scene_id)
+    # The stores of this very source being repaired (``repair``) are replaced as if forced.
+    force = force or any(target.resolve() == store.resolve() for store in repair)
+    if target.exists() and not force and store_problem(target):
+        raise FileExistsError(
+            f"{label}: {target} already exists and is damaged or incomplete (`crossdiff verify "
+            f"{target}` says how); pass --force to replace it"
+        )
     if target.exists() and not force:
         raise FileExistsError(
             f"{label}: a different source already made {target}; pass --force to replace it"

@@ -24,6 +24,7 @@ from flows.commands import (
     pretrain,
     report,
     serve,
+    verify,
 )
 
 # What a user can cause and fix: bad or missing input, refused settings, a diverging run.
@@ -82,7 +83,8 @@ def main_options(
     """Options of every sub-command: ``--debug`` before the sub-command's name."""
 
 
-for module in (ingest, pretrain, adapt, evaluate, pansharpen, report, cross_sensor, serve):
+for module in (ingest, pretrain, adapt, evaluate, pansharpen, report, cross_sensor, serve,
+               verify):
     module.register(app)
 
 

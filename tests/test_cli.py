@@ -31,7 +31,7 @@ def test_every_command_is_imported_and_registered_explicitly():
     assert "importlib" not in source
     names = set(typer.main.get_command(app).commands)
     assert names == {"ingest", "pretrain", "freeze", "adapt", "evaluate", "pansharpen", "report",
-                     "cross-sensor", "serve"}
+                     "cross-sensor", "serve", "verify"}
 
 
 def test_user_errors_exit_1_with_one_line(store, tmp_path):

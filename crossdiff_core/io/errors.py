@@ -1,4 +1,5 @@
-"""Errors raised for bad ingestion input; every message names the file and the problem."""
+"""Errors raised for bad ingestion input and damaged scene stores; every message names the file
+and the problem."""
 
 from __future__ import annotations
 
@@ -33,3 +34,8 @@ class InvalidContentError(IngestError):
 
 class UnknownSensorError(IngestError):
     """The sensor cannot be detected and none was given (``--sensor``)."""
+
+
+class DamagedStoreError(ValueError):
+    """A scene store that is incomplete or damaged (a missing or changed file, unreadable
+    metadata or manifest, a chunk that cannot be decoded); re-ingesting its source repairs it."""

@@ -12,6 +12,11 @@ Chunks: PAN ``chunk_size`` x ``chunk_size``, MS (all bands, ``chunk_size / ratio
 chunk and its MS chunk cover the same ground and file counts stay low. Compression: Blosc zstd
 with bit-shuffle. A store is written under a hidden temporary sibling name and renamed into place
 only once complete, so a failure never leaves a partial store where readers look.
+
+Integrity (``crossdiff_core.io.integrity``): the last file written is ``manifest.json``, every
+file's size and sha256 and every array's shape and chunk count. ``open_scene`` refuses a store
+whose files do not match it (a cheap check: no chunk is read) and names the chunk file a read
+cannot decode; ``crossdiff verify`` checks every checksum.
 """
 
 from __future__ import annotations
@@ -30,6 +35,14 @@ from numcodecs import Blosc
 from zarr.codecs import BloscCodec, BytesCodec
 
 from crossdiff_core.atomic import atomic_folder
+from crossdiff_core.io.errors import DamagedStoreError
+from crossdiff_core.io.integrity import (
+    MANIFEST_NAME,
+    check_store,
+    checked_array,
+    damaged,
+    write_manifest,
+)
 from crossdiff_core.io.names import inside, safe_name
 from crossdiff_core.scene import Scene
 
@@ -157,8 +170,8 @@ def _fill_store(
     finalize: Callable[[dict], dict] | None,
     label: str,
 ) -> None:
-    """Write the ``pan`` and ``ms`` groups, the root attributes and the consolidated metadata
-    into the empty folder ``folder``."""
+    """Write the ``pan`` and ``ms`` groups, the root attributes, the consolidated metadata and,
+    last, the integrity manifest into the empty folder ``folder``."""
     root = zarr.open_group(str(folder), mode="w", zarr_format=3)
     root.attrs.update(_plain(attrs))
     # xarray writes the metadata, coordinates and CRS now. The pixel chunks are written by one
@@ -191,6 +204,8 @@ def _fill_store(
         # it as outside the v3 spec, which is fine for stores this project reads itself.
         warnings.simplefilter("ignore", zarr.errors.ZarrUserWarning)
         zarr.consolidate_metadata(str(folder))
+    # Last: the manifest records the complete store (crossdiff_core.io.integrity).
+    write_manifest(folder)
 
 
 class _ChunkFiles:
@@ -286,34 +301,61 @@ def _combine(summaries: list[dict]) -> dict:
 
 
 def read_store_attrs(path: str | Path) -> dict:
-    """Root attributes of a scene store, read from its metadata file only (cheap)."""
+    """Root attributes of a scene store, read from its metadata file only (cheap).
+
+    Unreadable metadata raises a one-line ``DamagedStoreError`` naming the file.
+    """
     meta = Path(path) / "zarr.json"
     if not meta.is_file():
+        if (Path(path) / MANIFEST_NAME).is_file():
+            raise damaged(path, ["zarr.json is missing"])
         raise ValueError(f"{path} is not a Zarr v3 scene store (no zarr.json)")
-    return dict(json.loads(meta.read_text()).get("attributes", {}))
+    try:
+        attributes = json.loads(meta.read_bytes()).get("attributes", {})
+        return dict(attributes)
+    except (ValueError, AttributeError, TypeError) as error:
+        reason = (f"{error.msg} at line {error.lineno} column {error.colno}"
+                  if isinstance(error, json.JSONDecodeError) else "not a Zarr metadata object")
+        raise damaged(path, [f"zarr.json is not valid Zarr metadata ({reason})"]) from None
 
 
 def open_scene(path: str | Path) -> Scene:
     """Open a scene store lazily: dask-backed ``pan`` (y, x) and ``ms`` (band, y, x) DataArrays.
 
-    Georeferenced stores give both arrays a rioxarray CRS and transform.
+    Georeferenced stores give both arrays a rioxarray CRS and transform. The store is checked
+    first (``crossdiff_core.io.integrity.check_store``: manifest, every file present with its
+    size, metadata parses): an incomplete or damaged store, or one written before stores had a
+    manifest, raises a one-line ``DamagedStoreError`` naming it and the repair
+    (``crossdiff ingest SOURCE --force``). Reads that cannot decode a chunk raise one too, naming
+    the chunk file; a missing chunk is never read as zeros.
     """
     path = Path(path)
-    if not (path / "zarr.json").is_file():
+    if not (path / "zarr.json").is_file() and not (path / MANIFEST_NAME).is_file():
         raise FileNotFoundError(
             f"{path} is not a scene store: run `crossdiff ingest` to create one"
         )
+    manifest = check_store(path)
     attrs = read_store_attrs(path)
     missing = [key for key in _REQUIRED_ATTRS if key not in attrs]
     if missing:
         raise ValueError(f"scene store {path} lacks root attributes {missing}; re-ingest it")
-    pan = xr.open_zarr(path, group="pan", decode_coords="all", chunks={})["pan"]
-    ms = xr.open_zarr(path, group="ms", decode_coords="all", chunks={})["ms"]
+    try:
+        pan = xr.open_zarr(path, group="pan", decode_coords="all", chunks={})["pan"]
+        ms = xr.open_zarr(path, group="ms", decode_coords="all", chunks={})["ms"]
+    except DamagedStoreError:
+        raise
+    except (ValueError, KeyError, TypeError, OSError) as error:  # metadata Zarr cannot use
+        raise damaged(path, [f"its metadata cannot be opened ({type(error).__name__}: "
+                             f"{' '.join(str(error).split())[:200]})"]) from error
+    pan = checked_array(pan, path, "pan/pan", manifest)
+    ms = checked_array(ms, path, "ms/ms", manifest)
     return Scene(pan=pan, ms=ms, attrs=attrs)
 
 
 def _is_store(path: Path) -> bool:
-    return path.is_dir() and path.suffix == STORE_SUFFIX and (path / "zarr.json").is_file()
+    # A store with a manifest but no zarr.json is a damaged store, found so that it is refused.
+    return path.is_dir() and path.suffix == STORE_SUFFIX and (
+        (path / "zarr.json").is_file() or (path / MANIFEST_NAME).is_file())
 
 
 def find_scene_stores(paths: str | Path | Iterable[str | Path]) -> list[Path]:
