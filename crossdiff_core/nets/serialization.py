@@ -4,8 +4,8 @@
 the network) and whatever else the network records beside it (a UNet's ``extra``, a
 pansharpener's ``extractor`` config); ``weights.pt`` holds the state dict (CPU tensors), read
 back with ``weights_only=True`` so loading a model never runs code. Both files are written
-atomically, weights first, and an old ``config.json`` is removed before: a folder with a config
-always has the weights that belong to it.
+atomically and fsynced (``crossdiff_core.atomic``), weights first, and an old ``config.json`` is
+removed before: a folder with a config always has the weights that belong to it, crash or not.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from crossdiff_core.atomic import atomic_write
+from crossdiff_core.atomic import atomic_write, fsync_folder
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.pt"
@@ -51,7 +51,12 @@ def save_network(
                 **record}
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / CONFIG_FILE).unlink(missing_ok=True)
+    try:
+        (folder / CONFIG_FILE).unlink()
+    except FileNotFoundError:
+        pass
+    else:
+        fsync_folder(folder)  # gone for good before the new weights arrive
     atomic_write(folder / WEIGHTS_FILE, lambda temporary: torch.save(state, temporary))
     atomic_write(folder / CONFIG_FILE, json.dumps(document, indent=2, sort_keys=True))
     return folder
