@@ -141,7 +141,7 @@ def _make_folder(folder: Path) -> None:
         fsync_folder(created.parent)
 
 
-def _owner() -> str:
+def owner_tag() -> str:
     """``p<pid>h<host>``: this process on this machine (host: 6 hex digits of its name)."""
     return f"p{os.getpid()}h{_host_token()}"
 
@@ -153,7 +153,7 @@ def _host_token() -> str:
 def _sibling(path: Path, kind: str) -> Path:
     """A hidden, unused name beside ``path`` that names its owner: ``.NAME.p<pid>h<host>-HEX.tmp``,
     ``.NAME.partial-p<pid>h<host>-HEX``, ``.NAME.old-p<pid>h<host>-HEX``."""
-    token = f"{_owner()}-{uuid.uuid4().hex[:8]}"
+    token = f"{owner_tag()}-{uuid.uuid4().hex[:8]}"
     if kind == "tmp":
         return path.with_name(f".{path.name}.{token}.tmp")
     return path.with_name(f".{path.name}.{kind}-{token}")

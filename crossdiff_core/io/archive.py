@@ -3,10 +3,16 @@
 Every member is checked before anything is written: absolute paths, ``..`` components, symbolic or
 hard links and device or FIFO entries are refused (UnsafeArchiveError naming the member), so an
 archive can never write outside the folder it is extracted into.
+
+A full disk is not a damaged archive: it raises ``NoSpaceError`` naming the folder (checked
+before extracting, from the members' sizes, and again if the disk fills while extracting). The
+temporary folder names its owner process (``crossdiff-extract-p<pid>h<host>-*``): folders left by
+killed runs are removed by the next extraction, never one a live process is using.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import tarfile
@@ -14,10 +20,19 @@ import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from crossdiff_core.io.errors import CorruptInputError, UnsafeArchiveError
+from crossdiff_core.atomic import owner_alive, owner_tag
+from crossdiff_core.io.errors import (
+    CorruptInputError,
+    NoSpaceError,
+    UnsafeArchiveError,
+    is_no_space,
+    no_space_error,
+)
 
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 ZIP_SUFFIXES = (".zip",)
+EXTRACT_PREFIX = "crossdiff-extract-"
+_EXTRACTED = re.compile(rf"^{EXTRACT_PREFIX}p(?P<pid>\d+)h(?P<host>[0-9a-f]{{6}})-")
 
 
 def archive_kind(path: Path) -> str | None:
@@ -38,6 +53,14 @@ def _check_member_name(archive: Path, name: str) -> None:
         raise UnsafeArchiveError(f"{archive}: member {name!r} escapes the archive folder; refused")
 
 
+def _check_space(archive: Path, dest: Path, needed: int) -> None:
+    """NoSpaceError unless ``dest`` has room for ``needed`` bytes (the members' sizes)."""
+    free = shutil.disk_usage(dest).free
+    if needed > free:
+        raise no_space_error(dest, f"extracting {archive} ({needed / 1e6:.1f} MB needed, "
+                             f"{free / 1e6:.1f} MB free; set TMPDIR to a larger folder)")
+
+
 def _extract_tar(archive: Path, dest: Path) -> None:
     try:
         with tarfile.open(archive, "r:*") as tar:
@@ -52,9 +75,16 @@ def _extract_tar(archive: Path, dest: Path) -> None:
                     raise UnsafeArchiveError(
                         f"{archive}: member {member.name!r} is a device or special file; refused"
                     )
+            _check_space(archive, dest, sum(member.size for member in members))
             # Members were vetted above; the 'data' filter is a second, standard-library guard.
             tar.extractall(dest, members=members, filter="data")
-    except (tarfile.TarError, EOFError, OSError) as error:
+    except NoSpaceError:
+        raise
+    except OSError as error:
+        if is_no_space(error):
+            raise no_space_error(dest, f"extracting {archive}") from error
+        raise CorruptInputError(f"{archive}: corrupt or truncated archive ({error})") from error
+    except (tarfile.TarError, EOFError) as error:
         raise CorruptInputError(f"{archive}: corrupt or truncated archive ({error})") from error
 
 
@@ -72,8 +102,15 @@ def _extract_zip(archive: Path, dest: Path) -> None:
             bad = bundle.testzip()
             if bad is not None:
                 raise CorruptInputError(f"{archive}: member {bad!r} fails its CRC check")
+            _check_space(archive, dest, sum(info.file_size for info in bundle.infolist()))
             bundle.extractall(dest)
-    except (zipfile.BadZipFile, EOFError, OSError) as error:
+    except NoSpaceError:
+        raise
+    except OSError as error:
+        if is_no_space(error):
+            raise no_space_error(dest, f"extracting {archive}") from error
+        raise CorruptInputError(f"{archive}: corrupt or truncated archive ({error})") from error
+    except (zipfile.BadZipFile, EOFError) as error:
         raise CorruptInputError(f"{archive}: corrupt or truncated archive ({error})") from error
 
 
@@ -88,7 +125,8 @@ class ExtractedArchive:
         kind = archive_kind(self.archive)
         if kind is None:
             raise ValueError(f"{self.archive} is not a tar, tar.gz or zip archive")
-        self.folder = Path(tempfile.mkdtemp(prefix="crossdiff-extract-"))
+        remove_stale_extractions()
+        self.folder = Path(tempfile.mkdtemp(prefix=f"{EXTRACT_PREFIX}{owner_tag()}-"))
         try:
             (_extract_tar if kind == "tar" else _extract_zip)(self.archive, self.folder)
         except BaseException:
@@ -99,3 +137,22 @@ class ExtractedArchive:
     def __exit__(self, *exc_info) -> None:
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def remove_stale_extractions(folder: str | Path | None = None) -> list[Path]:
+    """Remove the extraction folders in ``folder`` (default: the temporary folder, ``$TMPDIR``)
+    whose owner process died on this machine; returns them. Folders of live processes, of other
+    machines, and of versions that did not name their owner are left alone."""
+    folder = Path(folder or tempfile.gettempdir())
+    try:
+        entries = [entry for entry in os.scandir(folder) if entry.name.startswith(EXTRACT_PREFIX)]
+    except OSError:
+        return []
+    removed = []
+    for entry in entries:
+        owner = _EXTRACTED.match(entry.name)
+        if (owner and entry.is_dir(follow_symlinks=False)
+                and not owner_alive(int(owner["pid"]), owner["host"])):
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(Path(entry.path))
+    return removed

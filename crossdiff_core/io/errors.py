@@ -3,6 +3,8 @@ and the problem."""
 
 from __future__ import annotations
 
+import errno
+
 
 class IngestError(ValueError):
     """Base class: an input that cannot become a scene store."""
@@ -39,3 +41,25 @@ class UnknownSensorError(IngestError):
 class DamagedStoreError(ValueError):
     """A scene store that is incomplete or damaged (a missing or changed file, unreadable
     metadata or manifest, a chunk that cannot be decoded); re-ingesting its source repairs it."""
+
+
+def is_no_space(error: BaseException) -> bool:
+    """Whether ``error`` is a full disk or an exhausted quota (``ENOSPC``, ``EDQUOT``)."""
+    codes = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+    return isinstance(error, OSError) and error.errno in codes
+
+
+class NoSpaceError(OSError):
+    """A full disk or quota (errno ``ENOSPC``), saying which folder and what was being written.
+
+    Not an IngestError: the input is fine, so nothing rejects it; not retried either (freeing
+    space is a person's job). Its message is one line, without the ``[Errno 28]`` prefix."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def no_space_error(folder, doing: str) -> NoSpaceError:
+    """The ``NoSpaceError`` for ``folder``, full while ``doing`` (e.g. "extracting x.tar")."""
+    return NoSpaceError(errno.ENOSPC, f"no space left on device in {folder} while {doing}; "
+                        "free space there and run again")
