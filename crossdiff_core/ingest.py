@@ -10,6 +10,12 @@ store of the same size could match; otherwise it is computed while the chunks ar
 Content checks (all-nodata or constant rasters, NaN) use per-chunk summaries made while the chunks
 are written to a hidden temporary store, which is deleted if they fail: bad input never leaves a
 store behind, and every source chunk is read once.
+
+Concurrent ingests: a scene store is written under its lock (``crossdiff_core.io.locks``), so two
+runs of the same scene give one store: the second either finds the store the first finished (and
+skips, when it holds the same source) or is told the scene is already being ingested. Partial
+stores left by killed runs (``.<scene>.zarr.partial-p<pid>h<host>-*``) are removed by the next
+ingest into the same folder, never one a live process is writing (``crossdiff_core.atomic``).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from crossdiff_core.atomic import remove_stale, remove_stale_siblings
 from crossdiff_core.io.align import align_pair, check_nested_shapes
 from crossdiff_core.io.archive import ExtractedArchive, archive_kind
 from crossdiff_core.io.errors import (
@@ -31,10 +38,13 @@ from crossdiff_core.io.errors import (
     InvalidContentError,
     UnknownFormatError,
     UnknownSensorError,
+    is_no_space,
+    no_space_error,
 )
 from crossdiff_core.io.geotiff import RASTER_SUFFIXES, find_pair, read_pair
 from crossdiff_core.io.integrity import recorded_identity, store_problem, verify_store
 from crossdiff_core.io.landsat import find_mtl, read_landsat
+from crossdiff_core.io.locks import scene_lock
 from crossdiff_core.io.matfile import read_mat
 from crossdiff_core.io.names import safe_name
 from crossdiff_core.io.pancollection import read_pancollection
@@ -300,9 +310,11 @@ def ingest_source(
     """
     check_scheduler(scheduler)
     _check_exists(source)
+    _remove_stale_partials(out_dir)
     label = _label(source)
     size = source_bytes(source)
     written: list[Path] = []
+    stores: list[Path] = []  # written, or finished meanwhile by a concurrent run (skipped)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256") as hasher:
         if not force and _could_match(out_dir, size):
             known = source_sha256(source)
@@ -326,11 +338,24 @@ def ingest_source(
             repair = frozenset()
         with _open_source(source, sensor, landsat_bands) as raws:
             for raw in raws:
-                written.append(_ingest_pair(raw, label, digest, size, out_dir, sensor,
-                                            chunk_size, scheduler, force, progress, repair))
-    first = read_store_attrs(written[0])
-    return IngestResult(written[0], False, str(first["scene_id"]), str(first["sensor"]),
-                        tuple(written))
+                store, skipped = _ingest_pair(raw, label, digest, size, out_dir, sensor,
+                                              chunk_size, scheduler, force, progress, repair)
+                stores.append(store)
+                if not skipped:
+                    written.append(store)
+    first = read_store_attrs(stores[0])
+    return IngestResult(stores[0], not written, str(first["scene_id"]), str(first["sensor"]),
+                        tuple(stores))
+
+
+def _remove_stale_partials(out_dir: str | Path) -> None:
+    """Remove the partial stores (and other hidden siblings) that killed runs left in the sensor
+    folders of ``out_dir``; those of live processes stay."""
+    out_dir = Path(out_dir)
+    if out_dir.is_dir():
+        for folder in out_dir.iterdir():
+            if folder.is_dir() and not folder.name.startswith("."):
+                remove_stale_siblings(folder)
 
 
 def _chunked(array, files: BandFiles | None, dropped: dict | None,
@@ -348,7 +373,9 @@ def _chunked(array, files: BandFiles | None, dropped: dict | None,
 def _ingest_pair(raw: RawPair, label: Path, digest: Callable[[], str], size: int,
                  out_dir: str | Path, sensor_override: str | None, chunk_size: int,
                  scheduler: str, force: bool, progress: bool,
-                 repair: frozenset[Path] = frozenset()) -> Path:
+                 repair: frozenset[Path] = frozenset()) -> tuple[Path, bool]:
+    """Write the store of ``raw``; returns it and whether it was skipped (a concurrent run of
+    this source finished it first)."""
     sensor = _resolve_sensor(raw, sensor_override, label)
     if raw.ratio is not None and raw.ratio != sensor.ratio:
         raise InvalidContentError(
@@ -389,28 +416,57 @@ def _ingest_pair(raw: RawPair, label: Path, digest: Callable[[], str], size: int
         extra={"dtype": str(pan.dtype), "source_bytes": size, **raw.extra_attrs},
     )
     target = store_path(out_dir, sensor.name, scene_id)
-    # The stores of this very source being repaired (``repair``) are replaced as if forced.
-    force = force or any(target.resolve() == store.resolve() for store in repair)
-    if target.exists() and not force and store_problem(target):
-        raise FileExistsError(
-            f"{label}: {target} already exists and is damaged or incomplete (`crossdiff verify "
-            f"{target}` says how); pass --force to replace it"
-        )
-    if target.exists() and not force:
-        raise FileExistsError(
-            f"{label}: a different source already made {target}; pass --force to replace it"
-        )
-    strips = sum(reader.strip_cache_bytes(rows) for reader, rows in readers)
     try:
-        with gdal_cache_env(strips), use_scheduler(scheduler) as distributed:
-            return write_scene_store(
-                pan, ms, attrs, out_dir, chunk_size=chunk_size, overwrite=force,
-                progress=progress and not distributed,
-                finalize=_validator(label, sensor.bands, is_float, digest),
-            )
+        # One run at a time writes this scene (a concurrent one is told so, SceneBusyError).
+        with scene_lock(target, label):
+            # Under the lock no live run writes this scene: partials of earlier versions, which
+            # do not name their owner, are stale too.
+            remove_stale(target, unowned_too=True)
+            if not force and _finished_meanwhile(target, digest, repair):
+                return target, True
+            # Stores of this very source being repaired (``repair``) are replaced as if forced.
+            force = force or any(target.resolve() == store.resolve() for store in repair)
+            if target.exists() and not force and store_problem(target):
+                raise FileExistsError(
+                    f"{label}: {target} already exists and is damaged or incomplete "
+                    f"(`crossdiff verify {target}` says how); pass --force to replace it"
+                )
+            if target.exists() and not force:
+                raise FileExistsError(
+                    f"{label}: a different source already made {target}; pass --force "
+                    "to replace it"
+                )
+            strips = sum(reader.strip_cache_bytes(rows) for reader, rows in readers)
+            with gdal_cache_env(strips), use_scheduler(scheduler) as distributed:
+                return write_scene_store(
+                    pan, ms, attrs, out_dir, chunk_size=chunk_size, overwrite=force,
+                    progress=progress and not distributed,
+                    finalize=_validator(label, sensor.bands, is_float, digest),
+                ), False
+    except OSError as error:
+        if is_no_space(error):
+            raise no_space_error(target.parent, f"writing the store of {label}") from error
+        raise
     finally:
         for reader, _ in readers:
             reader.close()
+
+
+def _finished_meanwhile(target: Path, digest: Callable[[], str], repair: frozenset[Path]) -> bool:
+    """Whether ``target`` is a sound store of this very source (``digest``), written by a
+    concurrent run after this one looked for it (or, for one this run found damaged, repaired
+    since: checked in full again)."""
+    if not target.exists():
+        return False
+    try:
+        recorded = read_store_attrs(target).get("source_sha256")
+    except ValueError:
+        return False
+    if recorded != digest():
+        return False
+    if any(target.resolve() == store.resolve() for store in repair):
+        return verify_store(target).ok
+    return not store_problem(target)
 
 
 __all__ = ["IngestResult", "ingest_source", "source_sha256", "find_ingested", "complete_entries",
