@@ -110,3 +110,23 @@ def test_too_little_space_is_found_before_extracting(archive, tmp_path, monkeypa
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=1000))
     with pytest.raises(NoSpaceError, match=r"no space left on device in .* MB needed"):
         ingest_source(archive, tmp_path / "out")
+
+
+def test_disk_full_while_writing_a_store_names_the_folder(tmp_path, monkeypatch):
+    from ingest_helpers import geotiff_pair
+
+    from crossdiff_core.io import store
+
+    geotiff_pair(tmp_path / "pair")
+
+    def full(self, block, coords):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(store._ChunkFiles, "write", full)
+    out = tmp_path / "out"
+    with pytest.raises(NoSpaceError) as caught:
+        ingest_source(tmp_path / "pair", out, sensor="QB")
+    assert str(caught.value).startswith(f"no space left on device in {out / 'QuickBird'} while "
+                                        f"writing the store of {tmp_path / 'pair'}")
+    assert not is_transient(caught.value)
+    assert [p.name for p in (out / "QuickBird").iterdir()] == []  # no partial store left
