@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -337,12 +338,19 @@ def ingest_source(
             digest = hasher.submit(source_sha256, source).result
             repair = frozenset()
         with _open_source(source, sensor, landsat_bands) as raws:
-            for raw in raws:
-                store, skipped = _ingest_pair(raw, label, digest, size, out_dir, sensor,
-                                              chunk_size, scheduler, force, progress, repair)
-                stores.append(store)
-                if not skipped:
-                    written.append(store)
+            try:
+                for raw in raws:
+                    store, skipped = _ingest_pair(raw, label, digest, size, out_dir, sensor,
+                                                  chunk_size, scheduler, force, progress, repair)
+                    stores.append(store)
+                    if not skipped:
+                        written.append(store)
+            except BaseException:
+                # All or nothing: a file of several samples (PanCollection .h5) whose later
+                # sample fails keeps none of its stores, so a rerun never says "skipped".
+                for store in written:
+                    shutil.rmtree(store, ignore_errors=True)
+                raise
     first = read_store_attrs(stores[0])
     return IngestResult(stores[0], not written, str(first["scene_id"]), str(first["sensor"]),
                         tuple(stores))

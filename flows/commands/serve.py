@@ -8,6 +8,26 @@ LANDING_CRON = "*/15 * * * *"
 READAPT_CRON = "0 2 * * *"
 
 
+def deployments() -> list:
+    """The served deployments: landing every 15 min (one run at a time, as in prefect.yaml: an
+    overlapping fire is cancelled), the nightly re-adaptation and the on-demand pipeline."""
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+    from prefect.schedules import Cron
+
+    from flows.landing import landing_flow
+    from flows.pipeline import pipeline_flow, readapt_flow
+
+    return [
+        landing_flow.to_deployment(
+            name="landing-every-15-min", schedules=[Cron(LANDING_CRON, timezone="UTC")],
+            concurrency_limit=ConcurrencyLimitConfig(
+                limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW)),
+        readapt_flow.to_deployment(name="readapt-nightly",
+                                   schedules=[Cron(READAPT_CRON, timezone="UTC")]),
+        pipeline_flow.to_deployment(name="full-pipeline"),
+    ]
+
+
 def serve() -> None:
     """Serve the landing flow (every 15 min) and the nightly re-adaptation (02:00 UTC).
 
@@ -15,18 +35,8 @@ def serve() -> None:
     --background` and set PREFECT_API_URL. Stop with Ctrl+C.
     """
     from prefect import serve as prefect_serve
-    from prefect.schedules import Cron
 
-    from flows.landing import landing_flow
-    from flows.pipeline import pipeline_flow, readapt_flow
-
-    prefect_serve(
-        landing_flow.to_deployment(name="landing-every-15-min",
-                                   schedules=[Cron(LANDING_CRON, timezone="UTC")]),
-        readapt_flow.to_deployment(name="readapt-nightly",
-                                   schedules=[Cron(READAPT_CRON, timezone="UTC")]),
-        pipeline_flow.to_deployment(name="full-pipeline"),
-    )
+    prefect_serve(*deployments())
 
 
 def register(app: typer.Typer) -> None:
