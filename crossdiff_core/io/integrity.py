@@ -436,7 +436,7 @@ def checked_array(variable, store: Path, name: str, manifest: dict):
     data = da.from_array(reader, chunks=variable.data.chunks, name=f"read-{name}-{token}",
                          lock=False, asarray=True,
                          meta=np.empty((0,) * variable.ndim, dtype=variable.dtype))
-    return variable.copy(data=data)
+    return variable.copy(deep=False, data=data)
 
 
 def find_store_folders(paths) -> list[Path]:

@@ -44,7 +44,8 @@ def ingest(
                      "source does not say."),
     ] = None,
     force: Annotated[
-        bool, typer.Option("--force", help="Re-ingest sources already ingested (same sha256).")
+        bool, typer.Option("--force", help="Re-ingest sources already ingested (same sha256); "
+                           "replaces a damaged store whatever made it.")
     ] = False,
     chunk_size: Annotated[int | None, typer.Option(
         help="PAN chunk edge in pixels, MS chunks are chunk-size / ratio (default: "
@@ -60,7 +61,8 @@ def ingest(
 
     Stores are checked and written chunk by chunk, in bounded memory.
 
-    A source already ingested (same sha256) is skipped unless --force.
+    A source already ingested (same sha256) is skipped unless --force, or unless its store
+    fails `crossdiff verify`: a damaged store is rebuilt.
     """
     from rich.console import Console
 
