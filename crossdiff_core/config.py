@@ -220,11 +220,20 @@ class ReportParams:
 
 @dataclass
 class TrackingParams:
-    """MLflow names: where runs are recorded and under which names models are registered."""
+    """MLflow names: where runs are recorded and under which names models are registered;
+    ``promotion_margin``: how much the evaluated model's mean full-resolution HQNR must beat the
+    champion's by (and the most its mean reduced-resolution Q2n may fall) to become champion,
+    on the scenes both were scored on (run-to-run noise is about 0.005)."""
 
     experiment: str = "crossdiff"
     pansharpener_model_name: str = "crossdiff-pansharpener"
     encoder_model_name: str = "crossdiff-encoders"
+    promotion_margin: float = 0.005
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.promotion_margin < 1:
+            raise ConfigError("tracking.promotion_margin must be in [0, 1), got "
+                              f"{self.promotion_margin}")
 
 
 @dataclass

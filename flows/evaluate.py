@@ -9,17 +9,17 @@ arrive as callables in ``extra_methods``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 from prefect import flow, get_run_logger
 
 from crossdiff_core.baselines import METHODS
 from crossdiff_core.config import EvaluateParams, section_values
 from crossdiff_core.evaluation import ALL_CLASSICAL, Method, PerResolution, expand_methods
-from crossdiff_core.io.store import find_scene_stores
+from crossdiff_core.io.store import find_scene_stores, read_store_attrs
 from crossdiff_core.report.findings import CROSSDIFF, scene_findings
 from flows.params import stage_config
 from tasks.evaluate import (
@@ -72,10 +72,30 @@ def evaluate_flow(
     return {r.scene_id: r.scores for r in results}
 
 
+def promotion_scores(scores: Mapping[str, Mapping[str, Mapping[str, float]]],
+                     config: EvaluateParams) -> dict[str, dict[str, float]]:
+    """CrossDiff's full-resolution HQNR and reduced-resolution Q2n per scene, keyed by scene,
+    source and evaluation settings (``tasks.tracking.scene_key``): scores under equal keys are
+    comparable. A missing score is NaN (never promoted)."""
+    from tasks.tracking import scene_key
+
+    sources = {}
+    for store in find_scene_stores([Path(s) for s in config.scenes]):
+        attrs = read_store_attrs(store)
+        sources[str(attrs.get("scene_id", store.stem))] = str(attrs.get("source_sha256", ""))
+    settings = {"max_pan_size": config.max_pan_size, "block_size": config.block_size,
+                "border_cut": config.border_cut}
+    return {scene_key(scene_id, sources.get(scene_id, ""), settings):
+            {index: float(by_method.get("crossdiff", {}).get(index, math.nan))
+             for index in ("hqnr", "q2n")}
+            for scene_id, by_method in scores.items()}
+
+
 def main(extra_methods: Mapping[str, Method] | None = None) -> None:
     """Run the stage from params.yaml: baselines (``all_classical`` = every one), the CrossDiff
-    models, the quality-goal verdicts per scene, then the promotion of the adapted candidate to
-    champion when its mean full-resolution HQNR beats the champion's."""
+    models, the quality-goal verdicts per scene, then the promotion of the evaluated head's
+    registered version to champion when its scores beat the champion's on the same scenes by
+    ``tracking.promotion_margin`` (``tasks.tracking.promote_if_better``)."""
     from flows.tracked import tracked_stage
     from tasks import tracking
 
@@ -95,10 +115,11 @@ def main(extra_methods: Mapping[str, Method] | None = None) -> None:
                 print("\n".join(scene_findings(scene_id, by_method)))
         tracker.log_artifact(Path(config.out) / "metrics.json")
         if "crossdiff" in config.methods:
-            hqnr = float(np.mean([by_method["crossdiff"]["hqnr"]
-                                  for by_method in scores.values()]))
-            decision = tracking.promote_candidate(
-                configs["tracking"].pansharpener_model_name, hqnr)
+            # The version adapt registered for the head scored here (by content), never
+            # whatever the `candidate` alias names by now; none after a random_encoders run.
+            decision = tracking.promote_evaluated(
+                configs["tracking"].pansharpener_model_name, configs["adapt"].out,
+                promotion_scores(scores, config), configs["tracking"].promotion_margin)
             print(f"model promotion: {decision}")
 
 

@@ -176,7 +176,7 @@ STAGE_PARAMS: dict[str, dict[str, tuple[str, ...]]] = {
         "adapt": ("out",),
         "reduced": every("reduced"),
         "ablation": every("ablation"),
-        "tracking": ("experiment", "pansharpener_model_name"),
+        "tracking": ("experiment", "pansharpener_model_name", "promotion_margin"),
     },
     "report": {"report": every("report"), "tracking": ("experiment",)},
 }
@@ -197,6 +197,8 @@ NO_RERUN: dict[str, dict[str, str]] = {
         "experiment": "where MLflow records the run, not what the stage writes",
         "pansharpener_model_name": "the registry name, not what the stage writes",
         "encoder_model_name": "the registry name, not what the stage writes",
+        "promotion_margin": "which registered version the champion alias names, not what the "
+                            "stage writes",
     },
 }
 

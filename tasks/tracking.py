@@ -4,19 +4,25 @@ Stages open one run each (`stage_run`), log their parameters, per-step metrics (
 plain `(step, metrics)` callbacks the core accepts), final metrics and artifacts, tagged with the
 git commit, the DVC hashes of their inputs and the sensor. Models are registered as pyfunc models
 holding state dicts + config (never the shape-fixing pt2 format); each adaptation registers a
-`candidate`, promoted to `champion` only when its full-resolution HQNR beats the champion's.
+`candidate`; the evaluation promotes the version it scored (found by its content, never by
+whatever the `candidate` alias names by then) to `champion` only when its scores beat the
+champion's on the same scenes (see ``promote_if_better``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
 import json
+import logging
+import math
 import os
 import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +37,12 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 CHAMPION = "champion"
 CANDIDATE = "candidate"
 HQNR_TAG = "hqnr"
+Q2N_TAG = "q2n"
+SCORES_TAG = "scores"  # JSON {scene key: {"hqnr": ..., "q2n": ...}} the version was scored on
+SCENE_SET_TAG = "scene_set"  # sha256 (16 hex) of the sorted scene keys
+CONTENT_TAG = "content_sha256"  # of the registered pansharpener folder
+DEFAULT_MARGIN = 0.005
+logger = logging.getLogger("crossdiff.promotion")
 
 
 def tracking_uri() -> str:
@@ -211,55 +223,242 @@ def register_encoders(extractor_dir: Path, model_name: str, sensor: str) -> str:
     return version
 
 
+def folder_sha256(folder: str | Path) -> str:
+    """sha256 over a folder's sorted relative file names and contents (what a model is)."""
+    folder = Path(folder)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 22), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
 def register_candidate(pansharpener_dir: Path, model_name: str, sensor: str) -> str:
-    """Register an adapted pansharpener and give it the `candidate` alias; returns the version."""
+    """Register an adapted pansharpener and give it the `candidate` alias; returns the version.
+    The version is tagged with the sha256 of the folder, by which the evaluation finds it."""
     version = _log_pyfunc("pansharpener", PansharpenerModel(),
                           {"pansharpener": Path(pansharpener_dir)}, model_name,
-                          {"sensor": sensor, "git_commit": git_commit()})
+                          {"sensor": sensor, "git_commit": git_commit(),
+                           CONTENT_TAG: folder_sha256(pansharpener_dir)})
     configure().set_registered_model_alias(model_name, CANDIDATE, version)
     return version
 
 
-def champion_hqnr(model_name: str) -> float | None:
+def evaluated_version(model_name: str, folder: str | Path) -> str | None:
+    """The registered version holding exactly the pansharpener in ``folder`` (the newest when
+    several do: the same model), or None: e.g. the head of an ``adapt.random_encoders: true``
+    run, which registers nothing."""
+    digest = folder_sha256(folder)
     client = configure()
     try:
-        champion = client.get_model_version_by_alias(model_name, CHAMPION)
+        versions = client.search_model_versions(f"name = '{model_name}'")
     except MlflowException:
         return None
-    value = champion.tags.get(HQNR_TAG)
-    return float(value) if value is not None else None
+    matches = [int(v.version) for v in versions if v.tags.get(CONTENT_TAG) == digest]
+    return str(max(matches)) if matches else None
 
 
-def promote_if_better(model_name: str, version: str, hqnr: float) -> dict:
-    """Make `version` the champion when its HQNR beats the current champion's; log the decision."""
+def scene_key(scene_id: str, source_sha256: str, settings: Mapping[str, Any]) -> str:
+    """What makes two scores comparable: the scene, the exact source it was ingested from and
+    the evaluation settings (crop size, block size, border cut) that scored it."""
+    blob = json.dumps({"source": source_sha256, **settings}, sort_keys=True)
+    return f"{scene_id}:{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
+
+
+def scene_set(keys) -> str:
+    return hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()[:16]
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return value is not None and math.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def _means(scores: Mapping[str, Mapping[str, Any]], keys) -> tuple[float, float]:
+    """Mean HQNR and Q2n over ``keys``; NaN when any of them is missing or not finite."""
+    keys = list(keys)
+    if not keys:
+        return math.nan, math.nan
+    values = {index: [scores[k].get(index) for k in keys] for index in (HQNR_TAG, Q2N_TAG)}
+    return tuple(float(np.mean([float(v) for v in vals])) if all(map(_finite, vals))
+                 else math.nan for vals in values.values())
+
+
+def _recorded_scores(tags: Mapping[str, str]) -> dict[str, dict[str, Any]] | None:
+    try:
+        scores = json.loads(tags[SCORES_TAG])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return scores if isinstance(scores, dict) and scores else None
+
+
+def _lock_path() -> Path:
+    """A lock file beside the MLflow store (SQLite file or file store); for a tracking server,
+    one per server address in the temporary folder (it guards this machine's evaluations)."""
+    uri = tracking_uri()
+    if uri.startswith("sqlite:///"):
+        db = Path(uri.removeprefix("sqlite:///"))
+        return db.with_name(f"{db.name}.promotion.lock")
+    if "://" not in uri or uri.startswith("file:"):
+        folder = Path(uri.removeprefix("file://").removeprefix("file:"))
+        return folder / ".promotion.lock"
+    token = hashlib.sha256(uri.encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"crossdiff-promotion-{token}.lock"
+
+
+@contextlib.contextmanager
+def promotion_lock() -> Iterator[None]:
+    """Hold the registry's promotion lock: reading the champion, comparing and moving the alias
+    happen as one step against any other evaluation doing the same."""
+    path = _lock_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _decide(version: str, scores: Mapping[str, Mapping[str, Any]], champion, margin: float
+            ) -> tuple[bool, str, dict[str, Any]]:
+    """(promote?, reason, the scores compared) of ``version`` against ``champion`` (None: no
+    champion)."""
+    hqnr, q2n = _means(scores, scores)
+    compared: dict[str, Any] = {"candidate_hqnr": hqnr, "candidate_q2n": q2n,
+                                "champion_version": None, "champion_hqnr": None,
+                                "champion_q2n": None, "compared_scenes": len(scores)}
+    if not (_finite(hqnr) and _finite(q2n)):
+        return False, "the candidate's HQNR or Q2n is NaN or missing: never promoted", compared
+    if champion is None:
+        return True, "no champion yet", compared
+    compared["champion_version"] = str(champion.version)
+    if str(champion.version) == str(version):
+        return False, "already the champion", compared
+    recorded = _recorded_scores(champion.tags)
+    if recorded is None:
+        legacy = champion.tags.get(HQNR_TAG)
+        if not _finite(legacy):
+            return True, f"the champion v{champion.version} has no valid score", compared
+        compared["champion_hqnr"] = float(legacy)
+        return False, (f"the champion v{champion.version} was scored before scene sets were "
+                       "recorded (HQNR only): not comparable on the same scenes; move the "
+                       "champion alias by hand if this version should win"), compared
+    common = sorted(set(scores) & set(recorded))
+    if not common:
+        return False, (f"the champion v{champion.version} was scored on another scene set "
+                       f"({len(recorded)} scenes, none in common with these {len(scores)} or "
+                       "scored with other evaluation settings): not compared"), compared
+    champion_hqnr, champion_q2n = _means(recorded, common)
+    hqnr, q2n = _means(scores, common)
+    compared.update(candidate_hqnr=hqnr, candidate_q2n=q2n, champion_hqnr=champion_hqnr,
+                    champion_q2n=champion_q2n, compared_scenes=len(common))
+    where = (f"on the {len(common)} scenes both were scored on" if len(common) < len(scores)
+             or len(common) < len(recorded) else f"on the same {len(common)} scenes")
+    if not (_finite(champion_hqnr) and _finite(champion_q2n)):
+        return True, f"the champion v{champion.version} has no valid score {where}", compared
+    if hqnr <= champion_hqnr + margin:
+        return False, (f"HQNR {hqnr:.4f} does not beat the champion's {champion_hqnr:.4f} by "
+                       f"more than the margin {margin:g} {where}"), compared
+    if q2n < champion_q2n - margin:
+        return False, (f"Q2n at reduced resolution {q2n:.4f} falls more than the margin "
+                       f"{margin:g} below the champion's {champion_q2n:.4f} {where}"), compared
+    return True, (f"HQNR {hqnr:.4f} beats the champion's {champion_hqnr:.4f} by more than "
+                  f"{margin:g} and Q2n {q2n:.4f} holds (champion {champion_q2n:.4f}) {where}"
+                  ), compared
+
+
+def _tag(value: Any) -> str:
+    return "none" if value is None else (repr(float(value)) if isinstance(value, float)
+                                         else str(value))
+
+
+def promote_if_better(model_name: str, version: str, scores: Mapping[str, Mapping[str, Any]],
+                      margin: float = DEFAULT_MARGIN) -> dict:
+    """Record ``scores`` ({scene key: {"hqnr", "q2n"}}, see ``scene_key``) on ``version`` and
+    make it the champion when they beat the champion's on the same scenes.
+
+    Promoted only when every score is finite, and, when there is a champion, on the scenes both
+    were scored on (keys in common; none in common: not compared, not promoted) its mean HQNR
+    beats the champion's by more than ``margin`` and its mean Q2n at reduced resolution falls
+    by no more than ``margin``. The champion is not scored again: a champion scored on other
+    scenes is compared on those in common only. A champion without a valid score is replaced by
+    any valid candidate. Reading the champion, deciding and moving the alias hold the promotion
+    lock. The decision, its reason and both scores are tagged on the version, logged and (with
+    an active run) saved as promotion_decision.json; returned as a dict.
+    """
     client = configure()
-    client.set_model_version_tag(model_name, version, HQNR_TAG, repr(float(hqnr)))
-    current = champion_hqnr(model_name)
-    promoted = current is None or hqnr > current
-    if promoted:
-        client.set_registered_model_alias(model_name, CHAMPION, version)
-    decision = {
-        "model": model_name,
-        "candidate_version": version,
-        "candidate_hqnr": float(hqnr),
-        "champion_hqnr_before": current,
-        "promoted": promoted,
-    }
-    client.set_model_version_tag(model_name, version, "promotion_decision",
-                                 "promoted to champion" if promoted else "kept as candidate")
-    if mlflow.active_run() is not None:
-        mlflow.log_dict(decision, "promotion_decision.json")
+    scores = {str(k): {i: (float(v) if _finite(v) else None) for i, v in s.items()}
+              for k, s in scores.items()}
+    hqnr, q2n = _means(scores, scores)
+    for key, value in {HQNR_TAG: _tag(hqnr), Q2N_TAG: _tag(q2n),
+                       SCORES_TAG: json.dumps(scores, sort_keys=True),
+                       SCENE_SET_TAG: scene_set(scores), "scene_count": str(len(scores))}.items():
+        client.set_model_version_tag(model_name, version, key, value)
+    with promotion_lock():
+        try:
+            champion = client.get_model_version_by_alias(model_name, CHAMPION)
+        except MlflowException:
+            champion = None
+        promoted, reason, compared = _decide(version, scores, champion, margin)
+        if promoted:
+            client.set_registered_model_alias(model_name, CHAMPION, version)
+    decision = {"model": model_name, "candidate_version": str(version), "promoted": promoted,
+                "reason": reason, "margin": margin, **compared}
+    # Backward-compatible names of the previous decision record.
+    decision["champion_hqnr_before"] = compared["champion_hqnr"]
+    for key, value in {"promotion_decision": "promoted to champion" if promoted
+                       else "kept as candidate",
+                       "promotion_reason": reason, "promotion_margin": _tag(margin),
+                       "promotion_champion_version": _tag(compared["champion_version"]),
+                       "promotion_champion_hqnr": _tag(compared["champion_hqnr"]),
+                       "promotion_champion_q2n": _tag(compared["champion_q2n"]),
+                       "promotion_candidate_hqnr": _tag(compared["candidate_hqnr"]),
+                       "promotion_candidate_q2n": _tag(compared["candidate_q2n"]),
+                       "promotion_scenes": str(compared["compared_scenes"])}.items():
+        client.set_model_version_tag(model_name, version, key, value)
+    _log_decision(decision)
     return decision
 
 
-def promote_candidate(model_name: str, hqnr: float) -> dict:
-    """Promote the current `candidate` version when its HQNR beats the champion's (see below)."""
-    client = configure()
-    try:
-        candidate = client.get_model_version_by_alias(model_name, CANDIDATE)
-    except MlflowException:
-        return {"model": model_name, "promoted": False, "reason": "no candidate registered"}
-    return promote_if_better(model_name, str(candidate.version), hqnr)
+def _log_decision(decision: dict) -> None:
+    def number(value) -> str:
+        return "none" if value is None else f"{value:.4f}"
+
+    logger.info(
+        "promotion of %s v%s: %s (%s); candidate HQNR %s Q2n %s, champion v%s HQNR %s Q2n %s, "
+        "margin %g, %s scenes", decision["model"], decision["candidate_version"],
+        "promoted" if decision["promoted"] else "not promoted", decision["reason"],
+        number(decision["candidate_hqnr"]), number(decision["candidate_q2n"]),
+        decision["champion_version"], number(decision["champion_hqnr"]),
+        number(decision["champion_q2n"]), decision["margin"], decision["compared_scenes"])
+    if mlflow.active_run() is not None:
+        mlflow.log_dict(decision, "promotion_decision.json")
+
+
+def promote_evaluated(model_name: str, folder: str | Path,
+                      scores: Mapping[str, Mapping[str, Any]],
+                      margin: float = DEFAULT_MARGIN) -> dict:
+    """Promote the registered version holding the evaluated pansharpener ``folder`` (found by its
+    content: ``evaluated_version``) when its ``scores`` beat the champion's (promote_if_better).
+    When no version holds it (``adapt.random_encoders: true`` registers none), nothing is
+    promoted and no version is tagged."""
+    version = evaluated_version(model_name, folder)
+    if version is None:
+        hqnr, q2n = _means(scores, scores)
+        decision = {"model": model_name, "candidate_version": None, "promoted": False,
+                    "reason": f"no registered version of {model_name} holds the evaluated model "
+                              f"{folder} (adapt.random_encoders: true registers none)",
+                    "margin": margin, "candidate_hqnr": hqnr, "candidate_q2n": q2n,
+                    "champion_version": None, "champion_hqnr": None, "champion_q2n": None,
+                    "champion_hqnr_before": None, "compared_scenes": len(scores)}
+        _log_decision(decision)
+        return decision
+    return promote_if_better(model_name, version, scores, margin)
 
 
 def resolve_model_uri(uri: str, dst: Path) -> Path:

@@ -48,8 +48,8 @@ def champion(model, tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     name = f"pansharpener-{uuid.uuid4().hex[:8]}"
     with tracking.stage_run("adapt", {}):
-        tracking.register_candidate(model["folder"], name, "QuickBird")
-    assert tracking.promote_candidate(name, hqnr=0.9)["promoted"]
+        version = tracking.register_candidate(model["folder"], name, "QuickBird")
+    assert tracking.promote_if_better(name, version, {"s": {"hqnr": 0.9, "q2n": 0.9}})["promoted"]
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
