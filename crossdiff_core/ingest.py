@@ -209,12 +209,21 @@ def _resolve_sensor(raw: RawPair, sensor: str | None, label: Path) -> Sensor:
         raise InvalidContentError(f"{label}: {error}") from error
 
 
-def _validator(label: Path, bands: Sequence[str], is_float: bool, digest: Callable[[], str]):
+def _validator(label: Path, bands: Sequence[str], is_float: bool, digest: Callable[[], str],
+               nodata: float | None = None):
     """Checks on the chunk summaries of the store being written (see write_scene_store)."""
 
     def finalize(summaries: dict) -> dict:
         pan, ms = summaries["pan"], summaries["ms"]
         nan = int(pan["nan"].sum() + ms["nan"].sum())
+        if nan and nodata is not None and np.isnan(nodata):
+            # Its nodata value is NaN already: NaN cannot be told apart from a missing value
+            # downstream (nodata masks compare pixels with it), so a finite one is needed.
+            raise InvalidContentError(
+                f"{label}: {nan} pixels are NaN and the nodata value is NaN too, which cannot "
+                "mask them; rewrite the rasters with a finite nodata value no real pixel has, "
+                "e.g. `gdalwarp -srcnodata nan -dstnodata -9999 IN.tif OUT.tif`"
+            )
         if nan:
             raise InvalidContentError(
                 f"{label}: {nan} pixels are NaN; give the file a nodata value or fill them "
@@ -312,6 +321,37 @@ def ingest_source(
     check_scheduler(scheduler)
     _check_exists(source)
     _remove_stale_partials(out_dir)
+    before = _existing_folders(out_dir)
+    try:
+        return _ingest_source(source, out_dir, sensor, chunk_size, scheduler, force, progress,
+                              landsat_bands)
+    except BaseException:
+        _remove_new_empty_folders(out_dir, before)  # a refused source leaves nothing behind
+        raise
+
+
+def _existing_folders(out_dir: str | Path) -> set[Path] | None:
+    """The sensor folders of ``out_dir`` now (None when ``out_dir`` does not exist)."""
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        return None
+    return {entry for entry in out_dir.iterdir() if entry.is_dir()}
+
+
+def _remove_new_empty_folders(out_dir: str | Path, before: set[Path] | None) -> None:
+    """Remove the folders this ingest created (``out_dir``, sensor folders) that are empty."""
+    out_dir = Path(out_dir)
+    for folder in set(_existing_folders(out_dir) or ()) - set(before or ()):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+    if before is None:
+        with contextlib.suppress(OSError):
+            out_dir.rmdir()
+
+
+def _ingest_source(source: Source, out_dir: str | Path, sensor: str | None, chunk_size: int,
+                   scheduler: str, force: bool, progress: bool,
+                   landsat_bands: dict | None) -> IngestResult:
     label = _label(source)
     size = source_bytes(source)
     written: list[Path] = []
@@ -449,7 +489,7 @@ def _ingest_pair(raw: RawPair, label: Path, digest: Callable[[], str], size: int
                 return write_scene_store(
                     pan, ms, attrs, out_dir, chunk_size=chunk_size, overwrite=force,
                     progress=progress and not distributed,
-                    finalize=_validator(label, sensor.bands, is_float, digest),
+                    finalize=_validator(label, sensor.bands, is_float, digest, raw.nodata),
                 ), False
     except OSError as error:
         if is_no_space(error):

@@ -80,6 +80,35 @@ def test_unexpected_errors_are_one_line_unless_debug(store, tmp_path, monkeypatc
     assert isinstance(loud.exception, RuntimeError) and loud.exit_code == 1
 
 
+def test_pansharpen_errors_go_through_the_one_handler(store, tmp_path, monkeypatch):
+    """Every error of `crossdiff pansharpen` (not only three types) is one line, exit 1, and
+    leaves no output."""
+    import tasks.models as models
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the fuser broke")
+
+    monkeypatch.setattr(models, "fuse_store", broken)
+    out = tmp_path / "fused.tif"
+    result = CliRunner().invoke(app, ["pansharpen", "--model", "gsa", "--scene", str(store),
+                                      "--out", str(out)])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "error: RuntimeError: the fuser broke (unexpected: rerun with `crossdiff --debug` for "
+        "the traceback)"]
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_bad_mat_is_one_line_naming_it(tmp_path):
+    empty = tmp_path / "empty.mat"
+    empty.write_bytes(b"")
+    result = CliRunner().invoke(app, ["ingest", str(empty), "--out", str(tmp_path / "zarr")])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f"error: {empty}: empty .mat file (0 bytes); deliver it again"]
+    assert not (tmp_path / "zarr").exists()
+
+
 def test_one_shot_commands_run_without_prefect(store, tmp_path):
     """`ingest`, `evaluate` and `pansharpen --model <baseline>` call the functions the flows'
     tasks call: no Prefect (so no temporary server and none of its log lines), no MLflow."""

@@ -210,3 +210,64 @@ def test_single_geotiff_is_not_a_scene(tmp_path):
     pan_path, _, _, _ = geotiff_pair(tmp_path / "d")
     refused(pan_path, tmp_path / "zarr", UnknownFormatError, "single GeoTIFF")
     shutil.rmtree(tmp_path / "d")
+
+
+def _nothing_left(out):
+    """A refused source leaves no store, no partial and no folder it created."""
+    assert not out.exists(), sorted(out.rglob("*"))
+
+
+def test_empty_and_truncated_mat(tmp_path):
+    from ingest_helpers import grip_mat
+
+    empty = tmp_path / "empty.mat"
+    empty.write_bytes(b"")
+    refused(empty, tmp_path / "zarr", CorruptInputError, r"empty\.mat: empty \.mat file")
+    _nothing_left(tmp_path / "zarr")
+    good, _, _ = grip_mat(tmp_path / "good.mat")
+    truncated = tmp_path / "truncated.mat"
+    truncated.write_bytes(good.read_bytes()[:200])
+    refused(truncated, tmp_path / "zarr", CorruptInputError, "corrupt or unreadable .mat")
+    _nothing_left(tmp_path / "zarr")
+
+
+@pytest.mark.parametrize("version", ["5", "7.3"])
+def test_mat_larger_than_memory_is_refused_before_reading(tmp_path, monkeypatch, version):
+    from ingest_helpers import grip_mat
+
+    import crossdiff_core.io.matfile as matfile
+
+    path, _, _ = grip_mat(tmp_path / f"v{version}.mat", version=version)
+    monkeypatch.setattr(matfile, "available_memory", lambda: 1000)
+    refused(path, tmp_path / "zarr", InvalidContentError, r"GiB in memory .* is available")
+    _nothing_left(tmp_path / "zarr")
+    monkeypatch.setattr(matfile, "available_memory", lambda: None)  # unknown: read it
+    assert ingest_source(path, tmp_path / "zarr", chunk_size=16).store.is_dir()
+
+
+def test_mat_reads_only_the_scene_variables(tmp_path):
+    from ingest_helpers import grip_mat
+
+    from crossdiff_core.io.matfile import load_mat
+
+    path, _, _ = grip_mat(tmp_path / "extra.mat")
+    contents = scipy.io.loadmat(path)
+    contents["I_MS_upsampled"] = np.zeros((40, 32, 4))
+    scipy.io.savemat(path, {k: v for k, v in contents.items() if not k.startswith("__")})
+    assert set(load_mat(path)) == {"I_PAN", "I_MS", "sensor", "ratio", "L"}
+
+
+def test_nan_with_nan_nodata_gets_advice_it_does_not_already_follow(tmp_path):
+    pan_path, ms_path, pan, ms = geotiff_pair(tmp_path / "d", pan_margin=(0, 0, 0, 0),
+                                              dtype="float32")
+    pan[3, 3] = np.nan
+    write_geotiff(pan_path, pan, Affine(0.5, 0, 400_000.0, 0, -0.5, 4_000_000.0),
+                  nodata=float("nan"))
+    write_geotiff(ms_path, ms, Affine(2.0, 0, 400_000.0, 0, -2.0, 4_000_000.0),
+                  nodata=float("nan"))
+    with pytest.raises(InvalidContentError) as caught:
+        ingest_source((pan_path, ms_path), tmp_path / "zarr", chunk_size=16, sensor="QB")
+    message = str(caught.value)
+    assert "nodata value is NaN too" in message and "-dstnodata" in message
+    assert "give the file a nodata value" not in message and "\n" not in message
+    _nothing_left(tmp_path / "zarr")

@@ -1,9 +1,14 @@
 """GRIP-style MATLAB files: ``I_PAN`` (H, W), ``I_MS_LR`` or ``I_MS`` (h, w, B), ``sensor``,
 ``ratio`` and ``L`` (bit depth). Version 5 files are read with scipy, version 7.3 (HDF5) with h5py,
-whose arrays arrive transposed (MATLAB is column-major). No georeferencing."""
+whose arrays arrive transposed (MATLAB is column-major). No georeferencing.
+
+Only the variables a scene needs are read (``VARIABLES``), and only once their total size, read
+from the file's headers, is known to fit in the memory available: an empty, truncated or too
+large file is refused with one line naming it."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -12,11 +17,49 @@ import xarray as xr
 from crossdiff_core.io.errors import CorruptInputError, InvalidContentError
 from crossdiff_core.io.raw import RawPair
 
+# The variables of a GRIP-style file that ingestion uses; any others are never read.
+VARIABLES = ("I_PAN", "I_MS_LR", "I_MS", "sensor", "ratio", "L")
+_V5_ITEMSIZE = {"double": 8, "single": 4, "int8": 1, "uint8": 1, "int16": 2, "uint16": 2,
+                "int32": 4, "uint32": 4, "int64": 8, "uint64": 8, "logical": 1, "char": 4}
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available now (``MemAvailable`` of /proc/meminfo), or None when unknown."""
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_fits_in_memory(path: Path, needed: int) -> None:
+    """Refuse ``path`` when reading ``needed`` bytes of it (plus the copies ingestion makes: about
+    twice as much) would not fit in the memory available now."""
+    available = available_memory()
+    if available is not None and 2 * needed > available:
+        raise InvalidContentError(
+            f"{path}: its scene arrays need {needed / 2**30:.1f} GiB in memory (twice that while "
+            f"ingesting) but only {available / 2**30:.1f} GiB is available; ingest it on a "
+            "machine with more memory, or convert it to a PAN + MS GeoTIFF pair (read window "
+            "by window)"
+        )
+
 
 def _load_v5(path: Path) -> dict:
     import scipy.io
 
-    return {k: v for k, v in scipy.io.loadmat(path).items() if not k.startswith("__")}
+    wanted = [(name, shape, kind) for name, shape, kind in scipy.io.whosmat(path)
+              if name in VARIABLES]
+    needed = sum(int(np.prod(shape)) * _V5_ITEMSIZE.get(kind, 8) for _, shape, kind in wanted)
+    check_fits_in_memory(path, needed)
+    loaded = scipy.io.loadmat(path, variable_names=[name for name, _, _ in wanted])
+    return {k: v for k, v in loaded.items() if not k.startswith("__")}
 
 
 def _load_v73(path: Path) -> dict:
@@ -24,9 +67,11 @@ def _load_v73(path: Path) -> dict:
 
     values: dict = {}
     with h5py.File(path, "r") as handle:
-        for key, item in handle.items():
-            if not isinstance(item, h5py.Dataset):
-                continue
+        items = {key: item for key, item in handle.items()
+                 if key in VARIABLES and isinstance(item, h5py.Dataset)}
+        check_fits_in_memory(path, sum(item.size * item.dtype.itemsize
+                                       for item in items.values()))
+        for key, item in items.items():
             array = item[()]
             if item.attrs.get("MATLAB_class", b"") in (b"char", "char"):
                 values[key] = np.array(["".join(chr(c) for c in array.ravel())])
@@ -36,7 +81,13 @@ def _load_v73(path: Path) -> dict:
 
 
 def load_mat(path: Path) -> dict:
-    """The variables of a v5 or v7.3 .mat file in MATLAB's own axis order."""
+    """The scene variables (``VARIABLES``) of a v5 or v7.3 .mat file in MATLAB's own axis
+    order; an empty, truncated or unreadable file raises CorruptInputError naming it, one too
+    large for the memory available InvalidContentError."""
+    from scipy.io.matlab import MatReadError
+
+    if path.stat().st_size == 0:
+        raise CorruptInputError(f"{path}: empty .mat file (0 bytes); deliver it again")
     with open(path, "rb") as handle:
         header = handle.read(128)
     is_hdf5 = header.startswith(b"MATLAB 7.3") or b"\x89HDF" in header[:8]
@@ -44,8 +95,12 @@ def load_mat(path: Path) -> dict:
         if is_hdf5 or _looks_like_hdf5(path):
             return _load_v73(path)
         return _load_v5(path)
-    except (OSError, ValueError, TypeError, NotImplementedError, KeyError) as error:
-        raise CorruptInputError(f"{path}: corrupt or unreadable .mat file ({error})") from error
+    except InvalidContentError:
+        raise
+    except (OSError, ValueError, TypeError, NotImplementedError, KeyError, MatReadError,
+            EOFError) as error:
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise CorruptInputError(f"{path}: corrupt or unreadable .mat file ({reason})") from error
 
 
 def _looks_like_hdf5(path: Path) -> bool:
