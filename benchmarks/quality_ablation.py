@@ -42,10 +42,12 @@ VARIANTS: dict[str, list[str]] = {
     "feature_t_10": ["freeze.t_feature=10"],
     "noisy_features": ["freeze.noise_free=false"],
     "decoder_features": ["freeze.decoder_features=true"],
+    "input_skip": ["adapt.input_skip=true"],
     "spectral_weight_1": ["adapt.spectral_weight=1.0"],
     "spectral_weight_3": ["adapt.spectral_weight=3.0"],
     "spectral_weight_30": ["adapt.spectral_weight=30.0"],
     "adapt_steps_300": ["adapt.steps=300"],
+    "adapt_steps_600": ["adapt.steps=600"],
     "adapt_steps_900": ["adapt.steps=900"],
     "pretrain_steps_900": ["pretrain.steps=900"],
 }

@@ -135,7 +135,10 @@ class Pansharpener(nn.Module):
         encoder_input = ms_up[:, self.config["extractor_bands"]]
         features = self.extractor.features(encoder_input, pan, origin)
         # The features come out channels_last; the head's convolutions keep that layout.
-        return self.head(ms_up.contiguous(memory_format=torch.channels_last), features)
+        layout = torch.channels_last
+        return self.head(
+            ms_up.contiguous(memory_format=layout), features, pan.contiguous(memory_format=layout)
+        )
 
     def prepare(self, ms: np.ndarray, pan: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """DN windows ms (N, B, h, w), pan (N, H, W) -> model range ms_up (N, B, H, W), pan

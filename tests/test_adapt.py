@@ -197,3 +197,22 @@ def test_bad_normalisation_settings_are_refused():
         tiny_settings(normalisation="zscore")
     with pytest.raises(ValueError, match="constant band cannot be normalised"):
         Normalisation("percentile", (5.0,), (5.0,), 0.0, 1.0)
+
+
+def test_input_skip_head_trains_round_trips_and_uses_the_pan(qb, tmp_path):
+    """adapt.input_skip: the finest level convolves the PAN and upsampled MS beside the features;
+    the setting is saved with the model, and the PAN then changes the output through that path."""
+    adapt_head(
+        [qb["store"]], tmp_path / "head", load_extractor(qb["encoders"]),
+        tiny_settings(steps=4, input_skip=True),
+    )
+    loaded = load_pansharpener(tmp_path / "head")
+    assert loaded.head.config["input_skip"] is True and loaded.head.inputs is not None
+    rng = np.random.default_rng(1)
+    ms = rng.uniform(100, 1500, (4, 16, 16))
+    pan = rng.uniform(100, 1500, (64, 64))
+    fused = loaded.fuse(ms, pan)
+    np.testing.assert_array_equal(fused, load_pansharpener(tmp_path / "head").fuse(ms, pan))
+    with torch.no_grad():
+        loaded.head.inputs.weight.zero_()
+    assert not np.array_equal(fused, loaded.fuse(ms, pan)), "the skip path feeds the output"

@@ -54,8 +54,11 @@ class FusionHead(nn.Module):
 
     ``feature_channels[i]``: channels of *each* encoder's map at level i (resolution H / 2**i).
     ``head_channels[i]``: width of the head at level i.
-    forward(ms_up (N, B, H, W), features) -> fused (N, B, H, W), all in the networks' range.
-    ``features`` is a list over levels of (p2m_map, m2p_map) pairs, finest first.
+    forward(ms_up (N, B, H, W), features, pan (N, 1, H, W)) -> fused (N, B, H, W), all in the
+    networks' range. ``features`` is a list over levels of (p2m_map, m2p_map) pairs, finest first.
+    ``input_skip``: the finest level also convolves the PAN and the upsampled MS themselves, so
+    the PAN's detail reaches the output whatever the frozen encoders kept of it and the features
+    serve to weigh it (``pan`` is then required).
     """
 
     def __init__(
@@ -65,6 +68,7 @@ class FusionHead(nn.Module):
         head_channels: tuple[int, ...] | list[int] = (32, 32, 64, 64),
         attention_pool: int = 7,
         negative_slope: float = 0.2,
+        input_skip: bool = False,
     ) -> None:
         super().__init__()
         feature_channels = tuple(int(c) for c in feature_channels)
@@ -80,6 +84,7 @@ class FusionHead(nn.Module):
             "head_channels": list(head_channels),
             "attention_pool": int(attention_pool),
             "negative_slope": float(negative_slope),
+            "input_skip": bool(input_skip),
         }
         self.negative_slope = negative_slope
         self.merge = nn.ModuleList(
@@ -91,6 +96,11 @@ class FusionHead(nn.Module):
             nn.Conv2d(head_channels[i + 1], head_channels[i], 1)
             for i in range(len(head_channels) - 1)
         )
+        # The PAN and the upsampled MS, convolved into the finest level beside its features.
+        self.inputs = (
+            nn.Conv2d(n_bands + 1, head_channels[0], 3, padding=1, bias=False)
+            if input_skip else None
+        )
         self.refine = nn.ModuleList(nn.Conv2d(hc, hc, 3, padding=1) for hc in head_channels)
         self.attention = nn.ModuleList(
             LocalSCSE(hc, pool_size=attention_pool) for hc in head_channels
@@ -101,10 +111,15 @@ class FusionHead(nn.Module):
         nn.init.zeros_(self.to_residual.bias)
 
     def forward(
-        self, ms_up: torch.Tensor, features: list[tuple[torch.Tensor, torch.Tensor]]
+        self,
+        ms_up: torch.Tensor,
+        features: list[tuple[torch.Tensor, torch.Tensor]],
+        pan: torch.Tensor | None = None,
     ) -> torch.Tensor:
         if len(features) != len(self.merge):
             raise ValueError(f"expected {len(self.merge)} feature levels, got {len(features)}")
+        if self.inputs is not None and pan is None:
+            raise ValueError("this head convolves the PAN itself (input_skip): pass pan")
         coarser: torch.Tensor | None = None
         inplace = not torch.is_grad_enabled()  # autograd needs the intermediate values
         for level in reversed(range(len(features))):
@@ -115,6 +130,8 @@ class FusionHead(nn.Module):
             split = p2m.shape[1]
             hidden = F.conv2d(p2m, merge.weight[:, :split], merge.bias, padding=1)
             hidden += F.conv2d(m2p, merge.weight[:, split:], None, padding=1)
+            if level == 0 and self.inputs is not None:
+                hidden += self.inputs(torch.cat([pan, ms_up], dim=1))
             hidden = F.leaky_relu(hidden, self.negative_slope, inplace=inplace)
             if coarser is not None:
                 # A 1x1 conv commutes with nearest upsampling: lift at the coarse resolution.

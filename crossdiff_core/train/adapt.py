@@ -86,7 +86,10 @@ def build_pansharpener(
             "adaptation needs frozen encoders (run `crossdiff freeze`) unless "
             "random_encoders is set"
         )
-    head = FusionHead(len(band_names), extractor.feature_channels, config.head_channels)
+    head = FusionHead(
+        len(band_names), extractor.feature_channels, config.head_channels,
+        input_skip=config.input_skip,
+    )
     return Pansharpener(
         extractor,
         head,

@@ -139,6 +139,7 @@ class AdaptConfig:
     spatial_loss: str = "local_correlation"
     mode: str = "unsupervised"
     head_channels: list[int] = field(default_factory=lambda: [32, 32, 64, 64])
+    input_skip: bool = False
     random_encoders: bool = False
     random_channels: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
     calibration_patches: int = 16
