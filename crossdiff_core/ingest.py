@@ -33,7 +33,7 @@ import numpy as np
 
 from crossdiff_core.atomic import remove_stale, remove_stale_siblings
 from crossdiff_core.io.align import align_pair, check_nested_shapes
-from crossdiff_core.io.archive import ExtractedArchive, archive_kind
+from crossdiff_core.io.archive import ExtractedArchive, archive_kind, remove_stale_extractions
 from crossdiff_core.io.errors import (
     AlignmentError,
     InvalidContentError,
@@ -321,6 +321,9 @@ def ingest_source(
     check_scheduler(scheduler)
     _check_exists(source)
     _remove_stale_partials(out_dir)
+    # Also when this source is then skipped: a run killed while removing its extraction
+    # folder leaves one that no later extraction would otherwise sweep.
+    remove_stale_extractions()
     before = _existing_folders(out_dir)
     try:
         return _ingest_source(source, out_dir, sensor, chunk_size, scheduler, force, progress,
