@@ -185,6 +185,9 @@ class _Run:
         self.last_saved = step
         if not self.dist.is_main:
             return
+        # losses.csv first: a run killed between the two resumes from the older checkpoint and
+        # rewrites it, never leaving the losses behind the checkpoint.
+        _write_losses(self.folder / LOSSES_FILE, self.losses)
         save_checkpoint(self.checkpoint_path, {
             "step": step,
             "fingerprint": self.fingerprint,
@@ -195,7 +198,6 @@ class _Run:
             "rng": _rng_states(),
             "losses": self.losses,
         })
-        _write_losses(self.folder / LOSSES_FILE, self.losses)
 
 
 def train_branch(
@@ -217,8 +219,13 @@ def train_branch(
     """
     run = _start_run(config, resume, restart_on_mismatch)
     step = _train_steps(run, on_step)
-    if step == run.start and run.dist.is_main and not run.checkpoint_path.is_file():
-        run.write_checkpoint(step)
+    if step == run.start and run.dist.is_main:
+        if run.checkpoint_path.is_file():
+            # Nothing left to train: the checkpoint's losses are the run's, whatever a killed
+            # earlier run left in losses.csv.
+            _write_losses(run.folder / LOSSES_FILE, run.losses)
+        else:
+            run.write_checkpoint(step)
     final_model = run.model
     if run.ema is not None:
         final_model = build_unet(config, run.dataset.n_bands)

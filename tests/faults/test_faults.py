@@ -21,9 +21,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.mark.parametrize("name", [
     "ingest",
-    pytest.param("pretrain", marks=pytest.mark.xfail(
-        strict=False, reason="killed between checkpoint.pt and losses.csv of the last step, the "
-        "rerun resumes at the last step and never rewrites losses.csv (train_branch)")),
+    "pretrain",
     "head", "cog", "landing",
 ])
 def test_sigkill_leaves_whole_or_absent_outputs_and_a_rerun_finishes_equal(name, tmp_path):
