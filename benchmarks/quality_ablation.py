@@ -49,6 +49,7 @@ VARIANTS: dict[str, list[str]] = {
     "adapt_steps_300": ["adapt.steps=300"],
     "adapt_steps_600": ["adapt.steps=600"],
     "adapt_steps_900": ["adapt.steps=900"],
+    "pretrain_steps_600": ["pretrain.steps=600"],
     "pretrain_steps_900": ["pretrain.steps=900"],
 }
 
