@@ -367,7 +367,7 @@ def _ingest_source(source: Source, out_dir: str | Path, sensor: str | None, chun
             # less to read than the source just hashed), the source is ingested again and
             # replaces its stores (all of them: one file may give several).
             whole = all(verify_store(store).ok for store in existing)
-            repair = frozenset() if whole else frozenset(existing)
+            repair = frozenset() if whole else frozenset(store.resolve() for store in existing)
             if existing and not repair:
                 attrs = read_store_attrs(existing[0])
                 return IngestResult(existing[0], True, str(attrs["scene_id"]),
@@ -426,7 +426,8 @@ def _ingest_pair(raw: RawPair, label: Path, digest: Callable[[], str], size: int
                  scheduler: str, force: bool, progress: bool,
                  repair: frozenset[Path] = frozenset()) -> tuple[Path, bool]:
     """Write the store of ``raw``; returns it and whether it was skipped (a concurrent run of
-    this source finished it first)."""
+    this source finished it first). ``repair``: resolved paths of damaged stores of this very
+    source, replaced as if forced."""
     sensor = _resolve_sensor(raw, sensor_override, label)
     if raw.ratio is not None and raw.ratio != sensor.ratio:
         raise InvalidContentError(
@@ -476,7 +477,7 @@ def _ingest_pair(raw: RawPair, label: Path, digest: Callable[[], str], size: int
             if not force and _finished_meanwhile(target, digest, repair):
                 return target, True
             # Stores of this very source being repaired (``repair``) are replaced as if forced.
-            force = force or any(target.resolve() == store.resolve() for store in repair)
+            force = force or target.resolve() in repair
             if target.exists() and not force and store_problem(target):
                 raise FileExistsError(
                     f"{label}: {target} already exists and is damaged or incomplete "
@@ -515,7 +516,7 @@ def _finished_meanwhile(target: Path, digest: Callable[[], str], repair: frozens
         return False
     if recorded != digest():
         return False
-    if any(target.resolve() == store.resolve() for store in repair):
+    if target.resolve() in repair:
         return verify_store(target).ok
     return not store_problem(target)
 

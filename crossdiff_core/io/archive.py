@@ -12,6 +12,7 @@ killed runs are removed by the next extraction, never one a live process is usin
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -61,57 +62,58 @@ def _check_space(archive: Path, dest: Path, needed: int) -> None:
                              f"{free / 1e6:.1f} MB free; set TMPDIR to a larger folder)")
 
 
-def _extract_tar(archive: Path, dest: Path) -> None:
+@contextlib.contextmanager
+def _extraction_errors(archive: Path, dest: Path, format_errors: tuple[type[Exception], ...]):
+    """Translate what extracting ``archive`` into ``dest`` raises: a full disk is a NoSpaceError
+    naming the folder; other I/O errors and the format's own errors (``format_errors``) mean a
+    corrupt or truncated archive."""
     try:
-        with tarfile.open(archive, "r:*") as tar:
-            members = tar.getmembers()
-            for member in members:
-                _check_member_name(archive, member.name)
-                if member.issym() or member.islnk():
-                    raise UnsafeArchiveError(
-                        f"{archive}: member {member.name!r} is a link; refused"
-                    )
-                if not (member.isfile() or member.isdir()):
-                    raise UnsafeArchiveError(
-                        f"{archive}: member {member.name!r} is a device or special file; refused"
-                    )
-            _check_space(archive, dest, sum(member.size for member in members))
-            # Members were vetted above; the 'data' filter is a second, standard-library guard.
-            tar.extractall(dest, members=members, filter="data")
+        yield
     except NoSpaceError:
         raise
     except OSError as error:
         if is_no_space(error):
             raise no_space_error(dest, f"extracting {archive}") from error
         raise CorruptInputError(f"{archive}: corrupt or truncated archive ({error})") from error
-    except (tarfile.TarError, EOFError) as error:
+    except (*format_errors, EOFError) as error:
         raise CorruptInputError(f"{archive}: corrupt or truncated archive ({error})") from error
+
+
+def _extract_tar(archive: Path, dest: Path) -> None:
+    with _extraction_errors(archive, dest, (tarfile.TarError,)), \
+            tarfile.open(archive, "r:*") as tar:
+        members = tar.getmembers()
+        for member in members:
+            _check_member_name(archive, member.name)
+            if member.issym() or member.islnk():
+                raise UnsafeArchiveError(
+                    f"{archive}: member {member.name!r} is a link; refused"
+                )
+            if not (member.isfile() or member.isdir()):
+                raise UnsafeArchiveError(
+                    f"{archive}: member {member.name!r} is a device or special file; refused"
+                )
+        _check_space(archive, dest, sum(member.size for member in members))
+        # Members were vetted above; the 'data' filter is a second, standard-library guard.
+        tar.extractall(dest, members=members, filter="data")
 
 
 def _extract_zip(archive: Path, dest: Path) -> None:
-    try:
-        with zipfile.ZipFile(archive) as bundle:
-            for info in bundle.infolist():
-                _check_member_name(archive, info.filename)
-                mode = info.external_attr >> 16
-                file_type = mode & 0o170000
-                if file_type not in (0, 0o100000, 0o040000):
-                    raise UnsafeArchiveError(
-                        f"{archive}: member {info.filename!r} is a link or special file; refused"
-                    )
-            bad = bundle.testzip()
-            if bad is not None:
-                raise CorruptInputError(f"{archive}: member {bad!r} fails its CRC check")
-            _check_space(archive, dest, sum(info.file_size for info in bundle.infolist()))
-            bundle.extractall(dest)
-    except NoSpaceError:
-        raise
-    except OSError as error:
-        if is_no_space(error):
-            raise no_space_error(dest, f"extracting {archive}") from error
-        raise CorruptInputError(f"{archive}: corrupt or truncated archive ({error})") from error
-    except (zipfile.BadZipFile, EOFError) as error:
-        raise CorruptInputError(f"{archive}: corrupt or truncated archive ({error})") from error
+    with _extraction_errors(archive, dest, (zipfile.BadZipFile,)), \
+            zipfile.ZipFile(archive) as bundle:
+        for info in bundle.infolist():
+            _check_member_name(archive, info.filename)
+            mode = info.external_attr >> 16
+            file_type = mode & 0o170000
+            if file_type not in (0, 0o100000, 0o040000):
+                raise UnsafeArchiveError(
+                    f"{archive}: member {info.filename!r} is a link or special file; refused"
+                )
+        bad = bundle.testzip()
+        if bad is not None:
+            raise CorruptInputError(f"{archive}: member {bad!r} fails its CRC check")
+        _check_space(archive, dest, sum(info.file_size for info in bundle.infolist()))
+        bundle.extractall(dest)
 
 
 class ExtractedArchive:

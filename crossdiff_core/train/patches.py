@@ -81,7 +81,7 @@ class PatchDataset(Dataset):
         self.length = int(length)
         self._sources = list(scenes)
         self._scenes: list[Scene] | None = None
-        self._arrays: list[tuple[np.ndarray, np.ndarray]] | None = None
+        self._arrays: list[dict[str, np.ndarray]] | None = None
         shapes = [self._describe(scene) for scene in self._open()]
         self.names = [name for name, *_ in shapes]
         ratios = {ratio for _, ratio, _, _ in shapes}
@@ -144,26 +144,25 @@ class PatchDataset(Dataset):
             ]
         return self._scenes
 
-    def _in_memory(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        """(PAN, MS) arrays of every scene when they fit in ``IN_MEMORY_BYTES``, else []."""
+    def _in_memory(self) -> list[dict[str, np.ndarray]]:
+        """{"pan", "ms"} arrays of every scene when they fit in ``IN_MEMORY_BYTES``, else []."""
         if self._arrays is None:
             scenes = self._open()
             total = sum(scene.pan.nbytes + scene.ms.nbytes for scene in scenes)
             everything = slice(None)
             self._arrays = [
-                (_read_window(scene.pan, everything, everything),
-                 _read_window(scene.ms, everything, everything))
+                {layer: _read_window(getattr(scene, layer), everything, everything)
+                 for layer in ("pan", "ms")}
                 for scene in scenes
             ] if total <= IN_MEMORY_BYTES else []
         return self._arrays
 
-    def _window(self, scene_index: int, which: int, rows: slice, cols: slice) -> np.ndarray:
-        """Rows x cols of the scene's PAN (``which`` 0) or MS (1), from memory when held there."""
+    def _window(self, scene_index: int, layer: str, rows: slice, cols: slice) -> np.ndarray:
+        """Rows x cols of the scene's ``layer`` ("pan" or "ms"), from memory when held there."""
         arrays = self._in_memory()
         if arrays:
-            return arrays[scene_index][which][..., rows, cols]
-        scene = self._open()[scene_index]
-        return _read_window(scene.pan if which == 0 else scene.ms, rows, cols)
+            return arrays[scene_index][layer][..., rows, cols]
+        return _read_window(getattr(self._open()[scene_index], layer), rows, cols)
 
     @staticmethod
     def _describe(scene: Scene) -> tuple[str, int, int, tuple[int, int]]:
@@ -205,12 +204,12 @@ class PatchDataset(Dataset):
         ratio, size = self.ratio, self.ms_patch
         pan_rows = slice(box.row * ratio, (box.row + size) * ratio)
         pan_cols = slice(box.col * ratio, (box.col + size) * ratio)
-        pan = self._window(box.scene, 0, pan_rows, pan_cols).astype(np.float64)
+        pan = self._window(box.scene, "pan", pan_rows, pan_cols).astype(np.float64)
         height, width = self.ms_shapes[box.scene]
         top, left = max(box.row - UPSAMPLE_MARGIN, 0), max(box.col - UPSAMPLE_MARGIN, 0)
         bottom = min(box.row + size + UPSAMPLE_MARGIN, height)
         right = min(box.col + size + UPSAMPLE_MARGIN, width)
-        ms_window = self._window(box.scene, 1, slice(top, bottom), slice(left, right))
+        ms_window = self._window(box.scene, "ms", slice(top, bottom), slice(left, right))
         ms_window = ms_window.astype(np.float64)
         row0, col0 = box.row - top, box.col - left
         ms = ms_window[:, row0 : row0 + size, col0 : col0 + size]
