@@ -45,7 +45,7 @@ from crossdiff_core.io.errors import (
 from crossdiff_core.io.geotiff import RASTER_SUFFIXES, find_pair, read_pair
 from crossdiff_core.io.integrity import recorded_identity, store_problem, verify_store
 from crossdiff_core.io.landsat import find_mtl, read_landsat
-from crossdiff_core.io.locks import scene_lock
+from crossdiff_core.io.locks import remove_stale_locks, scene_lock
 from crossdiff_core.io.matfile import read_mat
 from crossdiff_core.io.names import safe_name
 from crossdiff_core.io.pancollection import read_pancollection
@@ -400,13 +400,14 @@ def _ingest_source(source: Source, out_dir: str | Path, sensor: str | None, chun
 
 
 def _remove_stale_partials(out_dir: str | Path) -> None:
-    """Remove the partial stores (and other hidden siblings) that killed runs left in the sensor
-    folders of ``out_dir``; those of live processes stay."""
+    """Remove the partial stores (and other hidden siblings) and the lock files that killed runs
+    left in the sensor folders of ``out_dir``; those of live processes stay."""
     out_dir = Path(out_dir)
     if out_dir.is_dir():
         for folder in out_dir.iterdir():
             if folder.is_dir() and not folder.name.startswith("."):
                 remove_stale_siblings(folder)
+                remove_stale_locks(folder)
 
 
 def _chunked(array, files: BandFiles | None, dropped: dict | None,

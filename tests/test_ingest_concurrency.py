@@ -198,3 +198,16 @@ def test_scene_lock_is_exclusive_and_removed_after(tmp_path):
     assert not lock_path(store).exists()
     with scene_lock(store):  # free again
         pass
+
+
+def test_lock_files_nobody_holds_are_swept_and_held_ones_stay(tmp_path):
+    """A run killed after its store was in place but before it removed its lock file leaves the
+    file; the next ingest into the folder removes it (even when it then skips), never a held one."""
+    from crossdiff_core.io.locks import lock_path, remove_stale_locks, scene_lock
+
+    left = lock_path(tmp_path / "A.zarr")
+    left.write_text("pid 1 on gone\n")
+    with scene_lock(tmp_path / "B.zarr") as held:
+        assert remove_stale_locks(tmp_path) == [left]
+        assert not left.exists() and held.exists()
+    assert not held.exists()

@@ -83,3 +83,33 @@ def _read(descriptor: int) -> str:
         return os.pread(descriptor, 200, 0).decode(errors="replace").strip()
     except OSError:
         return ""
+
+
+def remove_stale_locks(folder: str | Path) -> list[Path]:
+    """Remove the lock files in ``folder`` that no process holds (their holder was killed after
+    its store was in place, before it removed the file); returns them. A lock held now stays.
+    Safe against a run taking the lock meanwhile: ``scene_lock`` retries on a file that vanished
+    under it."""
+    import fcntl
+
+    removed = []
+    for path in Path(folder).glob(f".*{LOCK_SUFFIX}"):
+        try:
+            descriptor = os.open(path, os.O_RDWR)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(descriptor)  # held by a live run
+            continue
+        try:
+            if os.path.samestat(os.fstat(descriptor), os.stat(path)):
+                os.unlink(path)
+                removed.append(path)
+        except FileNotFoundError:
+            pass
+        finally:
+            fcntl.flock(descriptor, fcntl.LOCK_UN)
+            os.close(descriptor)
+    return removed
