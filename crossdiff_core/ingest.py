@@ -1,6 +1,12 @@
-"""Turn one source (Landsat bundle, PAN + MS GeoTIFF pair, PanCollection .h5, GRIP .mat) into
-Zarr scene stores: detect the format, read lazily, align to the nesting invariant, validate and
-write chunk by chunk.
+"""Turn one source (Landsat bundle, PAN + MS GeoTIFF pair, PanCollection .h5, GRIP .mat, STAC
+Item) into Zarr scene stores: detect the format, read lazily, align to the nesting invariant,
+validate and write chunk by chunk. Each store gets a STAC Item beside it
+(``<scene>.zarr.stac.json``, ``crossdiff_core.stac``).
+
+GeoTIFFs may be remote (``https://``, ``s3://``... strings, ``crossdiff_core.io.remote``): a
+pair of them, or a STAC Item (local file or URL) whose assets are the PAN and the MS
+(``crossdiff_core.stac.item_pair`` says how they are told apart). Their pixels are read window by
+window through GDAL; their sha256 comes from a streamed read (see ``crossdiff_core.io.remote``).
 
 Sources are matched by sha256: ingesting the same source again is a no-op unless ``force``, or
 unless its store fails the integrity check (``crossdiff_core.io.integrity``, every checksum): a
@@ -42,7 +48,7 @@ from crossdiff_core.io.errors import (
     is_no_space,
     no_space_error,
 )
-from crossdiff_core.io.geotiff import RASTER_SUFFIXES, find_pair, read_pair
+from crossdiff_core.io.geotiff import RASTER_SUFFIXES, file_name, find_pair, read_pair
 from crossdiff_core.io.integrity import recorded_identity, store_problem, verify_store
 from crossdiff_core.io.landsat import find_mtl, read_landsat
 from crossdiff_core.io.locks import remove_stale_locks, scene_lock
@@ -50,6 +56,15 @@ from crossdiff_core.io.matfile import read_mat
 from crossdiff_core.io.names import safe_name
 from crossdiff_core.io.pancollection import read_pancollection
 from crossdiff_core.io.raw import RawPair
+from crossdiff_core.io.remote import (
+    check_remote,
+    is_remote,
+    iter_remote_blocks,
+    public_uri,
+    remote_parent_name,
+    remote_size,
+    remote_suffix,
+)
 from crossdiff_core.io.scheduler import check_scheduler, use_scheduler
 from crossdiff_core.io.store import (
     find_scene_stores,
@@ -85,10 +100,15 @@ class IngestResult:
 
 def source_sha256(source: Source) -> str:
     """sha256 of a file; of a folder, over its sorted relative file names and contents; of a
-    PAN + MS pair, over both files in that order."""
+    PAN + MS pair, over both files in that order; of a STAC Item, over its PAN and MS assets as
+    a pair (so an Item and the pair it lists are one source). Remote files are streamed."""
     digest = hashlib.sha256()
     for path, name in _hash_members(source):
         digest.update(name.encode())
+        if isinstance(path, str):
+            for block in iter_remote_blocks(path):
+                digest.update(block)
+            continue
         with open(path, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 22), b""):
                 digest.update(block)
@@ -97,36 +117,92 @@ def source_sha256(source: Source) -> str:
 
 def source_bytes(source: Source) -> int:
     """Total size of the files ``source_sha256`` hashes (equal contents need equal sizes)."""
-    return sum(path.stat().st_size for path, _ in _hash_members(source))
+    return sum(remote_size(path) if isinstance(path, str) else path.stat().st_size
+               for path, _ in _hash_members(source))
 
 
-def _hash_members(source: Source) -> list[tuple[Path, str]]:
+def _member(path: str | Path) -> str | Path:
+    """One file of a source: a remote file stays a string, a local one becomes a Path."""
+    return path if is_remote(path) else Path(path)
+
+
+def _is_stac_item(source: Source) -> bool:
+    """Whether ``source`` names a STAC Item (a ``.json`` file or URL)."""
+    if not isinstance(source, str | Path):
+        return False
+    if is_remote(source):
+        return remote_suffix(source) == ".json"
+    return Path(source).suffix.lower() == ".json"
+
+
+def _hash_members(source: Source) -> list[tuple[Path | str, str]]:
+    """The files a source's identity covers, with the name each is hashed under (remote files
+    as strings)."""
+    if _is_stac_item(source):
+        from crossdiff_core.stac import item_pair
+
+        pair = item_pair(source)
+        return [(_member(pair.pan), "0"), (_member(pair.ms), "1")]
     if isinstance(source, str | Path):
+        if is_remote(source):
+            return [(source, "")]
         path = Path(source)
         if path.is_dir():
             return [(p, p.relative_to(path).as_posix())
                     for p in sorted(path.rglob("*")) if p.is_file()]
         return [(path, "")]
-    return [(Path(p), str(i)) for i, p in enumerate(source)]
+    return [(_member(p), str(i)) for i, p in enumerate(source)]
 
 
-def _label(source: Source) -> Path:
-    if isinstance(source, str | Path):
-        return Path(source)
-    return Path(" + ".join(str(p) for p in source))
+class SourceLabel(str):
+    """How a source with remote files is named in messages, with the ``name`` of its (last) file
+    like a ``Path`` label has (``Path`` would fold ``https://`` into ``https:/``)."""
+
+    name: str
+
+    def __new__(cls, text: str, name: str) -> SourceLabel:
+        label = super().__new__(cls, text)
+        label.name = name
+        return label
+
+
+def _label(source: Source) -> Path | SourceLabel:
+    members = [source] if isinstance(source, str | Path) else list(source)
+    if not any(is_remote(m) for m in members):
+        return Path(" + ".join(str(p) for p in members))
+    return SourceLabel(" + ".join(str(p) for p in members), file_name(_member(members[-1])))
 
 
 def _check_exists(source: Source) -> None:
+    """FileNotFoundError naming the first file of ``source`` (a URL: one HEAD request) that
+    does not exist; for a STAC Item, the Item and then its PAN and MS assets."""
     paths = [source] if isinstance(source, str | Path) else list(source)
     for path in paths:
-        if not Path(path).exists():
+        if is_remote(path):
+            check_remote(path)
+        elif not Path(path).exists():
             raise FileNotFoundError(f"{path}: no such file or folder")
+    if _is_stac_item(source):
+        from crossdiff_core.stac import item_pair
+
+        pair = item_pair(source)  # names the Item when it lists no PAN or MS
+        _check_exists((pair.pan, pair.ms))
 
 
-def _pair_scene_id(pan: Path, ms: Path) -> str:
+def _pair_scene_id(pan: Path | str, ms: Path | str) -> str:
     """The stems' common prefix (``scene_P`` + ``scene_MS`` -> ``scene``) or the PAN's folder."""
-    prefix = os.path.commonprefix([pan.stem, ms.stem]).rstrip("_-. ")
-    return prefix if len(prefix) >= 3 else pan.resolve().parent.name
+    stems = [Path(file_name(p)).stem for p in (pan, ms)]
+    prefix = os.path.commonprefix(stems).rstrip("_-. ")
+    if len(prefix) >= 3:
+        return prefix
+    return remote_parent_name(pan) if is_remote(pan) else Path(pan).resolve().parent.name
+
+
+def source_uris(source: Source) -> list[str]:
+    """The source as recorded in its stores (``source_uris``) and STAC Items: each path as
+    given, each URL without its query string (which may hold credentials, e.g. a signature)."""
+    members = [source] if isinstance(source, str | Path) else list(source)
+    return [public_uri(m) if is_remote(m) else str(m) for m in members]
 
 
 def _strip_suffixes(path: Path) -> str:
@@ -143,11 +219,29 @@ def _open_source(source: Source, sensor: str | None,
     """Detect the format of ``source`` and yield its RawPairs (temporary files live until exit)."""
     label = _label(source)
     if not isinstance(source, str | Path):
-        paths = [Path(p) for p in source]
-        if len(paths) != 2 or any(p.suffix.lower() not in RASTER_SUFFIXES for p in paths):
+        paths = [_member(p) for p in source]
+        if len(paths) != 2 or any(Path(file_name(p)).suffix.lower() not in RASTER_SUFFIXES
+                                  for p in paths):
             raise UnknownFormatError(f"{label}: a pair source is exactly two GeoTIFFs (PAN, MS)")
         yield [read_pair(paths[0], paths[1], label, _pair_scene_id(*paths), sensor)]
         return
+    if _is_stac_item(source):
+        from crossdiff_core.stac import item_pair
+
+        pair = item_pair(source)
+        yield [read_pair(_member(pair.pan), _member(pair.ms), label, pair.scene_id, sensor,
+                         sensor_hint=pair.sensor_hint, extra_attrs=pair.extra_attrs)]
+        return
+    if is_remote(source):
+        if remote_suffix(source) in RASTER_SUFFIXES:
+            raise UnknownFormatError(
+                f"{source}: a single GeoTIFF is not a scene: give the PAN and the MS GeoTIFF "
+                "together (or a STAC Item listing both)"
+            )
+        raise UnknownFormatError(
+            f"{source}: remote sources are GeoTIFFs (PAN then MS) or a STAC Item (.json); "
+            "download other formats (archives, .h5, .mat) first"
+        )
     path = Path(source)
     kind = archive_kind(path) if path.is_file() else None
     if path.is_dir() or kind is not None:
@@ -167,7 +261,7 @@ def _open_source(source: Source, sensor: str | None,
     else:
         raise UnknownFormatError(
             f"{path}: not a known format (Landsat .tar/.tar.gz/folder, PAN + MS GeoTIFFs in a "
-            "folder or .zip, PanCollection .h5, GRIP .mat)"
+            "folder or .zip, PanCollection .h5, GRIP .mat, STAC Item .json)"
         )
 
 
@@ -370,6 +464,7 @@ def _ingest_source(source: Source, out_dir: str | Path, sensor: str | None, chun
             repair = frozenset() if whole else frozenset(store.resolve() for store in existing)
             if existing and not repair:
                 attrs = read_store_attrs(existing[0])
+                _write_items(existing, source, missing_only=True)
                 return IngestResult(existing[0], True, str(attrs["scene_id"]),
                                     str(attrs["sensor"]), tuple(existing))
 
@@ -384,7 +479,8 @@ def _ingest_source(source: Source, out_dir: str | Path, sensor: str | None, chun
             try:
                 for raw in raws:
                     store, skipped = _ingest_pair(raw, label, digest, size, out_dir, sensor,
-                                                  chunk_size, scheduler, force, progress, repair)
+                                                  chunk_size, scheduler, force, progress, repair,
+                                                  {"source_uris": source_uris(source)})
                     stores.append(store)
                     if not skipped:
                         written.append(store)
@@ -394,9 +490,28 @@ def _ingest_source(source: Source, out_dir: str | Path, sensor: str | None, chun
                 for store in written:
                     shutil.rmtree(store, ignore_errors=True)
                 raise
+    # The STAC Item of each store, beside it; one a skipped store lacks is written too.
+    _write_items(written, source)
+    _write_items([s for s in stores if s not in written], source, missing_only=True)
     first = read_store_attrs(stores[0])
     return IngestResult(stores[0], not written, str(first["scene_id"]), str(first["sensor"]),
                         tuple(stores))
+
+
+def _write_items(stores: Sequence[Path], source: Source, missing_only: bool = False) -> None:
+    """Write the STAC Item beside each of ``stores`` (``crossdiff_core.stac.write_store_item``);
+    with ``missing_only``, only where there is none yet (stores written before Items existed)."""
+    from crossdiff_core.stac import store_item_path, write_store_item
+
+    for store in stores:
+        if not (missing_only and store_item_path(store).exists()):
+            write_store_item(store, sources=_link_sources(source))
+
+
+def _link_sources(source: Source) -> list[str]:
+    """The source's files as STAC links take them: local paths absolute, URLs as recorded."""
+    members = [source] if isinstance(source, str | Path) else list(source)
+    return [public_uri(m) if is_remote(m) else str(Path(m).resolve()) for m in members]
 
 
 def _remove_stale_partials(out_dir: str | Path) -> None:
@@ -425,10 +540,11 @@ def _chunked(array, files: BandFiles | None, dropped: dict | None,
 def _ingest_pair(raw: RawPair, label: Path, digest: Callable[[], str], size: int,
                  out_dir: str | Path, sensor_override: str | None, chunk_size: int,
                  scheduler: str, force: bool, progress: bool,
-                 repair: frozenset[Path] = frozenset()) -> tuple[Path, bool]:
+                 repair: frozenset[Path] = frozenset(),
+                 extra: dict | None = None) -> tuple[Path, bool]:
     """Write the store of ``raw``; returns it and whether it was skipped (a concurrent run of
     this source finished it first). ``repair``: resolved paths of damaged stores of this very
-    source, replaced as if forced."""
+    source, replaced as if forced. ``extra``: more root attributes (``source_uris``)."""
     sensor = _resolve_sensor(raw, sensor_override, label)
     if raw.ratio is not None and raw.ratio != sensor.ratio:
         raise InvalidContentError(
@@ -466,7 +582,8 @@ def _ingest_pair(raw: RawPair, label: Path, digest: Callable[[], str], size: int
         # The digest is added once the chunks are written (it may still be being computed).
         crs=crs, source_name=label.name, source_sha256="", alignment=alignment,
         bit_depth=bit_depth,
-        extra={"dtype": str(pan.dtype), "source_bytes": size, **raw.extra_attrs},
+        extra={"dtype": str(pan.dtype), "source_bytes": size, **raw.extra_attrs,
+               **(extra or {})},
     )
     target = store_path(out_dir, sensor.name, scene_id)
     try:

@@ -9,11 +9,17 @@ The rule, applied to georeferenced pairs (``align_pair``):
    - Whole-pixel offsets (within 1e-3 PAN px; the WorldView-3 test delivery has +2
      columns and +1 row): whole PAN pixels before the MS origin are dropped. If the PAN starts
      after the MS origin, whole MS pixels are dropped first until the PAN covers the MS origin.
-   - Half-pixel offsets (x.5 PAN px on both axes) are accepted only where the source declares this
-     to be its known convention (Landsat OLI: the PAN grid is registered half a PAN pixel, 7.5 m,
-     up and left of the MS grid). The whole-pixel part is dropped as above and the PAN grid is
-     then declared to start at the MS origin, i.e. moved by half a PAN pixel; no resampling.
-   - Any other fractional offset would need resampling and is refused.
+   - Half-pixel offsets (x.5 PAN px on both axes) follow the Landsat convention (Landsat OLI: the
+     PAN grid is registered half a PAN pixel, 7.5 m, up and left of the MS grid; USGS documents
+     the PAN pixel centres as nested in the MS pixels that way). They are accepted where the
+     source declares this convention (a Landsat bundle's MTL) and, for any source, when the pair
+     has exactly Landsat's geometry: ratio 2 (a PAN + MS GeoTIFF pair cut from a Landsat bundle,
+     or pansharpened from one). The whole-pixel part is dropped as above and the PAN grid is then
+     declared to start at the MS origin, i.e. moved by half a PAN pixel; no resampling. The
+     alignment records ``convention: "landsat-half-pixel"`` and ``declared_by`` (``source`` or
+     ``geometry``).
+   - Any other fractional offset (a half pixel at another ratio, a third, ...) would need
+     resampling and is refused.
 4. Both rasters are cropped to their common extent, a whole number of MS pixels, so extra PAN rows
    or columns at the far edges (Landsat's extra PAN row, WV3's extra rows/columns) are dropped.
    An empty common extent means the footprints do not overlap: refused.
@@ -36,6 +42,11 @@ from crossdiff_core.io.geo import attach_grid
 
 RATIO_TOLERANCE = 1e-6
 OFFSET_TOLERANCE = 1e-3
+LANDSAT_RATIO = 2
+LANDSAT_CONVENTION = (
+    "landsat-half-pixel: PAN grid half a PAN pixel up and left of the MS grid (ratio 2); the PAN "
+    "grid is declared to start at the MS origin, no resampling"
+)
 
 
 def _near(value: float, target: float, tolerance: float) -> bool:
@@ -70,13 +81,14 @@ def align_pair(
     half = all(_near(v - math.floor(v), 0.5, OFFSET_TOLERANCE) for v in (col_offset, row_offset))
     if whole:
         rule, col_int, row_int = "whole_pixel_crop", round(col_offset), round(row_offset)
-    elif half and half_pixel_ok:
+    elif half and (half_pixel_ok or ratio == LANDSAT_RATIO):
         rule = "half_pixel_shift"
         col_int, row_int = math.floor(col_offset), math.floor(row_offset)
     else:
         raise AlignmentError(
             f"{label}: MS origin is ({row_offset:.3f}, {col_offset:.3f}) PAN pixels (row, col) "
-            "from the PAN origin: a fractional offset that only resampling could fix"
+            "from the PAN origin: a fractional offset that only resampling could fix (only "
+            "Landsat's half PAN pixel at ratio 2 is aligned without resampling)"
         )
     pan_row0, ms_row0 = _drops(row_int, ratio)
     pan_col0, ms_col0 = _drops(col_int, ratio)
@@ -111,6 +123,9 @@ def align_pair(
                        "bottom": ms.sizes["y"] - ms_row0 - n_rows,
                        "right": ms.sizes["x"] - ms_col0 - n_cols},
     }
+    if rule == "half_pixel_shift":
+        alignment["convention"] = LANDSAT_CONVENTION
+        alignment["declared_by"] = "source" if half_pixel_ok else "geometry"
     return aligned_pan, aligned_ms, alignment
 
 

@@ -31,7 +31,7 @@ class BandFiles:
     ``squeeze``: the array is 2-D (y, x) (a PAN), so it must hold exactly one band.
     """
 
-    bands: tuple[tuple[Path, int], ...]
+    bands: tuple[tuple[Path | str, int], ...]  # str: a GDAL path (``/vsicurl/...``)
     squeeze: bool = False
 
 
@@ -53,7 +53,7 @@ class BandWindows:
         size = (int(shape[0]), int(shape[1]))
         self.shape = size if files.squeeze else (len(files.bands), *size)
         self.ndim = len(self.shape)
-        self._handles: dict[tuple[int, Path], rasterio.DatasetReader] = {}
+        self._handles: dict[tuple[int, Path | str], rasterio.DatasetReader] = {}
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict:
@@ -65,7 +65,7 @@ class BandWindows:
         self.__dict__.update(state)
         self._lock = threading.Lock()
 
-    def _dataset(self, path: Path) -> rasterio.DatasetReader:
+    def _dataset(self, path: Path | str) -> rasterio.DatasetReader:
         key = (threading.get_ident(), path)
         with self._lock:
             dataset = self._handles.get(key)
