@@ -22,7 +22,12 @@ REGISTRY_PREFIX = "models:/"
 def local_model(model: str | Path) -> Iterator[str]:
     """``model`` as ``fuse_store`` takes it. A registry address (``models:/<name>@<alias>`` or
     ``models:/<name>/<version>``) is downloaded into a temporary folder, removed on exit; a
-    pansharpener folder or a baseline name passes through unchanged."""
+    pansharpener folder or a baseline name passes through unchanged.
+
+    The registry is the MLflow store where the command runs (``MLFLOW_TRACKING_URI``, else
+    ``mlflow.db`` in the current folder); the lookup prints nothing and creates no store: without
+    one it raises ``tasks.tracking.StoreNotFoundError`` (an OSError) naming the path and how to
+    make one."""
     if not str(model).startswith(REGISTRY_PREFIX):
         yield str(model)
         return

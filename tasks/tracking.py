@@ -1,11 +1,18 @@
-"""MLflow tracking and model registry: the only module of the project that imports mlflow.
+"""MLflow tracking and model registry: with tasks/pyfunc_models.py (the logged pyfunc models),
+the only modules of the project that import mlflow.
+
+The store is where you work: ``MLFLOW_TRACKING_URI`` when set, else ``mlflow.db`` in the current
+folder with run artifacts in ``mlruns/`` beside it (for ``dvc repro``, the project root), never the
+folder the package is installed in. Lookups (``resolve_model_uri``, ``evaluated_version``) never
+create a store: without one they fail, naming the path and how to make one.
 
 Stages open one run each (`stage_run`), log their parameters, per-step metrics (through the
 plain `(step, metrics)` callbacks the core accepts), final metrics and artifacts, tagged with the
 git commit, the DVC hashes of their inputs and the sensor. Models are registered as pyfunc models
-holding state dicts + config (never the shape-fixing pt2 format); each adaptation registers a
-`candidate`; the evaluation promotes the version it scored (found by its content, never by
-whatever the `candidate` alias names by then) to `champion` only when its scores beat the
+from code (tasks/pyfunc_models.py, with crossdiff_core as code path) holding state dicts + config
+(never the shape-fixing pt2 format), with a signature and an input example; each adaptation
+registers a `candidate`; the evaluation promotes the version it scored (found by its content,
+never by whatever the `candidate` alias names by then) to `champion` only when its scores beat the
 champion's on the same scenes (see ``promote_if_better``).
 """
 
@@ -14,10 +21,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import importlib.metadata
 import json
 import logging
 import math
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -31,9 +40,19 @@ import numpy as np
 import yaml
 from mlflow.entities import Metric
 from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
+from mlflow.types import Schema, TensorSpec
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# The code's own folder, for its git commit only: the store never lives there.
+CODE_DIR = Path(__file__).resolve().parent
+STORE_NAME = "mlflow.db"
+ARTIFACTS_NAME = "mlruns"
+# The pyfunc models, logged from code (tasks/pyfunc_models.py: imports no prefect).
+PYFUNC_MODELS = CODE_DIR / "pyfunc_models.py"
+# What loading a logged model imports (pinned to the versions logging it), so MLflow need not
+# load the model in a subprocess to infer them.
+MODEL_REQUIREMENTS = ("mlflow", "numpy", "torch", "scipy", "xarray", "dask", "pandas", "pyyaml")
 CHAMPION = "champion"
 CANDIDATE = "candidate"
 HQNR_TAG = "hqnr"
@@ -45,9 +64,35 @@ DEFAULT_MARGIN = 0.005
 logger = logging.getLogger("crossdiff.promotion")
 
 
+class StoreNotFoundError(FileNotFoundError):
+    """A lookup found no MLflow store (and made none)."""
+
+
 def tracking_uri() -> str:
-    """`MLFLOW_TRACKING_URI` if set, else a SQLite store in the project root."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{PROJECT_ROOT / 'mlflow.db'}"
+    """`MLFLOW_TRACKING_URI` if set, else the SQLite store ``mlflow.db`` in the current folder."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / STORE_NAME}"
+
+
+def local_store(uri: str | None = None) -> Path | None:
+    """The file or folder holding a local store (``sqlite:///`` file, ``file:`` or plain path);
+    None for a tracking server."""
+    uri = uri or tracking_uri()
+    if uri.startswith("sqlite:///"):
+        return Path(uri.removeprefix("sqlite:///"))
+    if uri.startswith("file:"):
+        return Path(uri.removeprefix("file://").removeprefix("file:"))
+    return None if "://" in uri else Path(uri)
+
+
+def artifacts_location(experiment: str, uri: str | None = None) -> str | None:
+    """Where a new experiment keeps its artifacts: ``mlruns/<experiment>`` beside a SQLite store,
+    wherever the command runs (None: the store's own default, e.g. a server's or a file
+    store's)."""
+    uri = uri or tracking_uri()
+    if not uri.startswith("sqlite:///"):
+        return None
+    folder = re.sub(r"[^A-Za-z0-9._-]", "_", experiment).lstrip(".") or "experiment"
+    return (local_store(uri).resolve().parent / ARTIFACTS_NAME / folder).as_uri()
 
 
 def configure() -> MlflowClient:
@@ -57,9 +102,25 @@ def configure() -> MlflowClient:
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
+def existing_store() -> MlflowClient:
+    """``configure()`` for a lookup: a local store must exist already (a lookup never creates
+    one); raises StoreNotFoundError naming it and how to make one."""
+    uri = tracking_uri()
+    path = local_store(uri)
+    if path is not None and not path.exists():
+        where = ("MLFLOW_TRACKING_URI" if os.environ.get("MLFLOW_TRACKING_URI")
+                 else "the current folder")
+        raise StoreNotFoundError(
+            f"no MLflow store at {path.resolve()} (tracking URI {uri}, from {where}): run "
+            "`dvc repro` in the project folder to create it and register the models, run this "
+            "from the folder holding mlflow.db, or set MLFLOW_TRACKING_URI to the store or "
+            "tracking server that holds them")
+    return configure()
+
+
 def git_commit() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=CODE_DIR, capture_output=True,
                              text=True, check=True, timeout=10)
         return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
@@ -99,7 +160,11 @@ def _flatten(params: dict, prefix: str = "") -> dict[str, Any]:
 def stage_run(stage: str, params: dict, experiment: str = "crossdiff",
               sensor: str | None = None, dvc_stage: str | None = None) -> Iterator[str]:
     """Open one MLflow run for a pipeline stage; yields the run id."""
-    configure()
+    client = configure()
+    location = artifacts_location(experiment)
+    if location is not None and client.get_experiment_by_name(experiment) is None:
+        with contextlib.suppress(MlflowException):  # made meanwhile by a concurrent stage
+            client.create_experiment(experiment, artifact_location=location)
     mlflow.set_experiment(experiment)
     tags = {"stage": stage, "git_commit": git_commit()}
     if sensor:
@@ -151,62 +216,103 @@ def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
 # --------------------------------------------------------------------------- registry
 
 
-class PansharpenerModel(mlflow.pyfunc.PythonModel):
-    """Pyfunc wrapper: ``predict({"pan": (H, W), "ms": (B, h, w)}) -> fused (B, H, W)`` in DN."""
-
-    def load_context(self, context) -> None:
-        from crossdiff_core.pansharpener import load_pansharpener
-
-        self.model = load_pansharpener(Path(context.artifacts["pansharpener"]))
-
-    def predict(self, context, model_input, params=None):
-        pan = np.asarray(model_input["pan"])
-        ms = np.asarray(model_input["ms"])
-        return self.model.fuse(ms, pan)
+def _requirements() -> list[str]:
+    pins = []
+    for name in MODEL_REQUIREMENTS:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            pins.append(f"{name}=={importlib.metadata.version(name)}")
+    return pins
 
 
-class FrozenEncodersModel(mlflow.pyfunc.PythonModel):
-    """Pyfunc wrapper of the frozen P2M + M2P encoders.
-
-    ``predict({"ms_up": (N, B, H, W), "pan": (N, 1, H, W)})`` (model range) returns
-    ``{"p2m_level0": ..., "m2p_level0": ..., ...}``, the multi-scale feature maps.
-    """
-
-    def load_context(self, context) -> None:
-        from crossdiff_core.nets.extractor import load_extractor
-
-        self.extractor = load_extractor(Path(context.artifacts["extractor"]))
-
-    def predict(self, context, model_input, params=None):
-        import torch
-
-        ms_up = torch.as_tensor(np.asarray(model_input["ms_up"]), dtype=torch.float32)
-        pan = torch.as_tensor(np.asarray(model_input["pan"]), dtype=torch.float32)
-        with torch.no_grad():
-            levels = self.extractor.features(ms_up, pan)
-        return {f"{branch}_level{i}": maps.numpy()
-                for i, pair in enumerate(levels)
-                for branch, maps in zip(("p2m", "m2p"), pair, strict=True)}
+def _free(shape: tuple[int, ...], fixed: tuple[int, ...]) -> tuple[int, ...]:
+    """``shape`` with every axis not in ``fixed`` free (-1): any size."""
+    return tuple(n if axis in fixed else -1 for axis, n in enumerate(shape))
 
 
-def _log_pyfunc(name: str, python_model, artifacts: dict[str, Path], registered_name: str,
-                tags: dict[str, str]) -> str:
-    """Log a pyfunc model into the active run and register it; returns the new version.
+def _tensor_schema(arrays: Mapping[str, np.ndarray], fixed: Mapping[str, tuple[int, ...]]
+                   ) -> Schema:
+    return Schema([TensorSpec(np.dtype(a.dtype), _free(a.shape, fixed.get(k, ())), k)
+                   for k, a in arrays.items()])
+
+
+def _ramp(low: float, high: float, shape: tuple[int, ...]) -> np.ndarray:
+    """A smooth float32 image across [low, high] (an input example with structure, not noise)."""
+    rows, cols = np.meshgrid(np.linspace(0.0, 1.0, shape[-2]), np.linspace(0.0, 1.0, shape[-1]),
+                             indexing="ij")
+    image = 0.5 + 0.25 * np.sin(6.0 * rows) * np.cos(4.0 * cols)
+    return np.broadcast_to(low + image * (high - low), shape).astype(np.float32)
+
+
+def pansharpener_example(folder: str | Path) -> tuple[dict[str, np.ndarray], ModelSignature]:
+    """A small input example of a saved pansharpener (one window of its size multiple, DN
+    between its normalisation's low and high values) and its signature: ``pan`` (H, W) and
+    ``ms`` (B, h, w) float32 in, fused (B, H, W) float32 out, any H, W."""
+    from crossdiff_core.pansharpener import load_pansharpener
+
+    try:
+        model = load_pansharpener(folder)
+    except (OSError, KeyError, ValueError) as err:
+        raise ValueError(f"{folder} is not a saved CrossDiff pansharpener, which is what the "
+                         f"registry holds ({err}): register the adapt stage's output "
+                         "(adapt.out, data/models/head)") from err
+    norm, side = model.normalisation, model.size_multiple
+    ms = np.stack([_ramp(lo, hi, (side // model.ratio,) * 2)
+                   for lo, hi in zip(norm.ms_low, norm.ms_high, strict=True)])
+    example = {"pan": _ramp(norm.pan_low, norm.pan_high, (side, side)), "ms": ms}
+    fused = model.fuse(example["ms"], example["pan"])
+    bands = {"ms": (0,)}
+    return example, ModelSignature(inputs=_tensor_schema(example, bands),
+                                   outputs=_tensor_schema({"fused": fused}, {"fused": (0,)}))
+
+
+def encoders_example(folder: str | Path) -> tuple[dict[str, np.ndarray], ModelSignature]:
+    """A small input example of saved frozen encoders (one window of their size multiple, model
+    range) and their signature: ``ms_up`` (N, B, H, W), ``pan`` (N, 1, H, W) in, one
+    (N, C, H/2^l, W/2^l) map per branch and level out."""
+    from crossdiff_core.nets.extractor import load_extractor
+    from tasks.pyfunc_models import encoder_features
+
+    extractor = load_extractor(folder)
+    side, bands = extractor.size_multiple, len(extractor.config["bands"])
+    example = {"ms_up": _ramp(-0.8, 0.8, (1, bands, side, side)),
+               "pan": _ramp(-0.8, 0.8, (1, 1, side, side))}
+    features = encoder_features(extractor, example)
+    return example, ModelSignature(
+        inputs=_tensor_schema(example, {"ms_up": (1,), "pan": (1,)}),
+        outputs=_tensor_schema(features, {k: (1,) for k in features}))
+
+
+def _log_pyfunc(name: str, artifacts: dict[str, Path], registered_name: str,
+                tags: dict[str, str], example: Mapping[str, np.ndarray],
+                signature: ModelSignature) -> str:
+    """Log ``tasks/pyfunc_models.py`` with ``artifacts`` (``pansharpener`` or ``extractor``)
+    into the active run with its signature, input example and code (crossdiff_core), register it
+    and return the new version.
 
     Each artifact folder is staged under its key's name, so the registered model always holds
     ``artifacts/<key>/`` whatever the source folder was called.
     """
+    import crossdiff_core
+
+    core = Path(crossdiff_core.__file__).resolve().parent
     with tempfile.TemporaryDirectory(prefix="crossdiff-stage-") as staging:
         staged = {}
         for key, folder in artifacts.items():
             staged[key] = str(Path(staging) / key)
             shutil.copytree(folder, staged[key])
-        info = mlflow.pyfunc.log_model(
-            name=name,
-            python_model=python_model,
-            artifacts=staged,
-            registered_model_name=registered_name,
-        )
+        code = Path(staging) / "code" / core.name
+        shutil.copytree(core, code, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        with _env_default("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false"):
+            info = mlflow.pyfunc.log_model(
+                name=name,
+                python_model=str(PYFUNC_MODELS),
+                artifacts=staged,
+                code_paths=[str(code)],
+                signature=signature,
+                input_example=dict(example),
+                pip_requirements=_requirements(),
+                registered_model_name=registered_name,
+            )
     version = str(info.registered_model_version)
     client = configure()
     for key, value in tags.items():
@@ -217,8 +323,9 @@ def _log_pyfunc(name: str, python_model, artifacts: dict[str, Path], registered_
 def register_encoders(extractor_dir: Path, model_name: str, sensor: str) -> str:
     """Register one sensor's frozen encoders as ``<model_name>-<sensor>``; returns the version."""
     registered = f"{model_name}-{sensor.lower()}"
-    version = _log_pyfunc("encoders", FrozenEncodersModel(), {"extractor": Path(extractor_dir)},
-                          registered, {"sensor": sensor, "git_commit": git_commit()})
+    version = _log_pyfunc("encoders", {"extractor": Path(extractor_dir)},
+                          registered, {"sensor": sensor, "git_commit": git_commit()},
+                          *encoders_example(extractor_dir))
     configure().set_registered_model_alias(registered, CHAMPION, version)
     return version
 
@@ -238,10 +345,11 @@ def folder_sha256(folder: str | Path) -> str:
 def register_candidate(pansharpener_dir: Path, model_name: str, sensor: str) -> str:
     """Register an adapted pansharpener and give it the `candidate` alias; returns the version.
     The version is tagged with the sha256 of the folder, by which the evaluation finds it."""
-    version = _log_pyfunc("pansharpener", PansharpenerModel(),
+    version = _log_pyfunc("pansharpener",
                           {"pansharpener": Path(pansharpener_dir)}, model_name,
                           {"sensor": sensor, "git_commit": git_commit(),
-                           CONTENT_TAG: folder_sha256(pansharpener_dir)})
+                           CONTENT_TAG: folder_sha256(pansharpener_dir)},
+                          *pansharpener_example(pansharpener_dir))
     configure().set_registered_model_alias(model_name, CANDIDATE, version)
     return version
 
@@ -249,9 +357,10 @@ def register_candidate(pansharpener_dir: Path, model_name: str, sensor: str) -> 
 def evaluated_version(model_name: str, folder: str | Path) -> str | None:
     """The registered version holding exactly the pansharpener in ``folder`` (the newest when
     several do: the same model), or None: e.g. the head of an ``adapt.random_encoders: true``
-    run, which registers nothing."""
+    run, which registers nothing. A lookup: without an MLflow store it raises
+    StoreNotFoundError and creates none."""
     digest = folder_sha256(folder)
-    client = configure()
+    client = existing_store()
     try:
         versions = client.search_model_versions(f"name = '{model_name}'")
     except MlflowException:
@@ -465,11 +574,15 @@ def resolve_model_uri(uri: str, dst: Path) -> Path:
     """Download a registered pansharpener (``models:/<name>@<alias>`` or ``models:/<name>/<v>``)
     into ``dst`` (entry points use ``tasks.models.local_model``, which removes it afterwards).
 
-    Returns the local folder holding the saved pansharpener (state dicts + config).
+    Returns the local folder holding the saved pansharpener (state dicts + config). A lookup:
+    without an MLflow store it raises StoreNotFoundError and creates none; it prints nothing
+    (no download progress bar unless MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR says so).
     """
-    configure()
+    existing_store()
     try:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dst)))
+        with _env_default("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false"):
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri,
+                                                             dst_path=str(dst)))
     except MlflowException as err:
         raise ValueError(
             f"cannot resolve {uri!r} in the MLflow registry at {tracking_uri()}: {err.message}. "
@@ -479,3 +592,16 @@ def resolve_model_uri(uri: str, dst: Path) -> Path:
     if not folder.is_dir():
         raise ValueError(f"{uri!r} is not a CrossDiff pansharpener (no artifacts/pansharpener)")
     return folder
+
+
+@contextlib.contextmanager
+def _env_default(name: str, value: str) -> Iterator[None]:
+    """``name=value`` in the environment meanwhile, unless the user set it."""
+    if name in os.environ:
+        yield
+        return
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        os.environ.pop(name, None)

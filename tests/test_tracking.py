@@ -1,25 +1,50 @@
-"""MLflow registry: candidate registration, promotion of the evaluated version (margin, NaN, scene
-sets, concurrent evaluations), lookup by alias."""
+"""MLflow registry: the store where you work (never the package folder; lookups create none),
+candidate registration (signature, input example), promotion of the evaluated version (margin,
+NaN, scene sets, concurrent evaluations), lookup by alias."""
 
 from __future__ import annotations
 
 import json
+import shutil
 import uuid
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tasks import tracking
 
 
+@pytest.fixture(scope="module")
+def pansharpener(tmp_path_factory) -> Path:
+    """A tiny saved pansharpener (random weights), what the registry holds."""
+    from crossdiff_core.nets.extractor import load_extractor
+    from crossdiff_core.pansharpener import save_pansharpener
+    from crossdiff_core.synthetic import write_synthetic_store
+    from tests.adapt_helpers import scrambled_pansharpener, tiny_extractor, write_tiny_pretrained
+
+    root = tmp_path_factory.mktemp("pansharpener")
+    store = write_synthetic_store(root / "zarr", "QuickBird", ms_shape=(16, 16), seed=1)
+    encoders = tiny_extractor(write_tiny_pretrained(root / "pretrain", "QuickBird"), store,
+                              root / "encoders")
+    return save_pansharpener(scrambled_pansharpener(load_extractor(encoders), "QuickBird"),
+                             root / "model")
+
+
+def variant(pansharpener: Path, folder: Path, note: str) -> Path:
+    """A copy of the pansharpener with other content (an extra file): another model to the
+    registry, which finds versions by the sha256 of their folder."""
+    shutil.copytree(pansharpener, folder)
+    (folder / "NOTE.txt").write_text(note)
+    return folder
+
+
 @pytest.fixture()
-def registry(tmp_path, monkeypatch):
+def registry(pansharpener, tmp_path, monkeypatch):
     """A model folder to register; the registry is the session's temporary MLflow store
     (tests/conftest.py), each test using its own model name."""
     monkeypatch.chdir(tmp_path)
-    folder = tmp_path / "model"
-    folder.mkdir()
-    (folder / "config.json").write_text(json.dumps({"kind": "test"}))
-    return folder
+    return variant(pansharpener, tmp_path / "model", "registered by the test")
 
 
 @pytest.fixture()
@@ -51,7 +76,7 @@ def test_resolve_model_uri_downloads_the_registered_folder(registry, name, tmp_p
     with tracking.stage_run("adapt", {}):
         tracking.register_candidate(registry, name, "QuickBird")
     folder = tracking.resolve_model_uri(f"models:/{name}@candidate", tmp_path / "dl")
-    assert json.loads((folder / "config.json").read_text()) == {"kind": "test"}
+    assert tracking.folder_sha256(folder) == tracking.folder_sha256(registry)
     with pytest.raises(ValueError, match="champion"):
         tracking.resolve_model_uri(f"models:/{name}@champion", tmp_path / "dl2")
 
@@ -200,9 +225,7 @@ def test_concurrent_evaluations_leave_the_best_champion(versions, name, monkeypa
 def test_the_evaluated_version_is_promoted_not_the_alias(registry, name, tmp_path):
     """The version whose content was evaluated is promoted, though `candidate` has moved on; a
     random-encoder head (registered by nobody) promotes nothing."""
-    other = tmp_path / "other"
-    other.mkdir()
-    (other / "config.json").write_text(json.dumps({"kind": "newer"}))
+    other = variant(registry, tmp_path / "other", "newer")
     with tracking.stage_run("adapt", {}):
         evaluated = tracking.register_candidate(registry, name, "QuickBird")
         newer = tracking.register_candidate(other, name, "QuickBird")
@@ -213,9 +236,7 @@ def test_the_evaluated_version_is_promoted_not_the_alias(registry, name, tmp_pat
     client = tracking.configure()
     assert str(client.get_model_version_by_alias(name, "candidate").version) == newer
 
-    random_head = tmp_path / "random"
-    random_head.mkdir()
-    (random_head / "config.json").write_text(json.dumps({"kind": "random encoders"}))
+    random_head = variant(registry, tmp_path / "random", "random encoders")
     decision = tracking.promote_evaluated(name, random_head, scores(0.99))
     assert not decision["promoted"] and "random_encoders" in decision["reason"]
     assert champion_of(name) == evaluated
@@ -228,3 +249,85 @@ def test_scene_keys_differ_with_source_and_settings():
     assert key == tracking.scene_key("LC8", "abc", dict(settings))
     assert key != tracking.scene_key("LC8", "abd", settings)
     assert key != tracking.scene_key("LC8", "abc", {**settings, "max_pan_size": 512})
+
+
+# --------------------------------------------------------------------------- where the store is
+
+
+@pytest.fixture()
+def no_tracking_uri(tmp_path, monkeypatch):
+    """No MLFLOW_TRACKING_URI; the current folder is an empty ``tmp_path/work``."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    return work
+
+
+def test_the_default_store_and_its_artifacts_are_in_the_working_folder(no_tracking_uri):
+    work = no_tracking_uri
+    assert tracking.tracking_uri() == f"sqlite:///{work / 'mlflow.db'}"
+    (work / "note.txt").write_text("artifact")
+    with tracking.stage_run("report", {"a": 1}, experiment="where-you-work") as run_id:
+        tracking.log_artifact(work / "note.txt")
+    assert (work / "mlflow.db").is_file()
+    run = tracking.configure().get_run(run_id)
+    assert run.info.artifact_uri.startswith((work / "mlruns").as_uri())
+    assert list((work / "mlruns").rglob("note.txt"))
+    package = Path(tracking.__file__).resolve().parent
+    assert tracking.local_store() == work / "mlflow.db" and package not in work.parents
+
+
+def test_a_store_elsewhere_keeps_its_artifacts_beside_it(tmp_path, monkeypatch):
+    store = tmp_path / "elsewhere" / "mlflow.db"
+    store.parent.mkdir()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "note.txt").write_text("artifact")
+    with tracking.stage_run("report", {}, experiment="beside the store"):
+        tracking.log_artifact(tmp_path / "note.txt")
+    assert list((store.parent / "mlruns" / "beside_the_store").rglob("note.txt"))
+    assert not (tmp_path / "mlruns").exists()
+
+
+def test_lookups_never_create_a_store(no_tracking_uri, pansharpener, tmp_path, monkeypatch):
+    work = no_tracking_uri
+    for lookup in (lambda: tracking.resolve_model_uri("models:/crossdiff-pansharpener@champion",
+                                                      work / "dl"),
+                   lambda: tracking.evaluated_version("crossdiff-pansharpener", pansharpener)):
+        with pytest.raises(tracking.StoreNotFoundError) as error:
+            lookup()
+        message = str(error.value)
+        assert str(work / "mlflow.db") in message
+        assert "dvc repro" in message and "MLFLOW_TRACKING_URI" in message
+        assert isinstance(error.value, OSError)  # one line from the CLI's handler
+    assert list(work.iterdir()) == []
+
+    missing = tmp_path / "server-less" / "mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{missing}")
+    with pytest.raises(tracking.StoreNotFoundError, match="set to|MLFLOW_TRACKING_URI"):
+        tracking.resolve_model_uri("models:/crossdiff-pansharpener@champion", work / "dl")
+    assert not missing.parent.exists() and list(work.iterdir()) == []
+
+
+def test_a_registered_pansharpener_has_a_signature_example_and_code(registry, name):
+    import mlflow
+
+    with tracking.stage_run("adapt", {}):
+        version = tracking.register_candidate(registry, name, "QuickBird")
+    info = mlflow.models.get_model_info(f"models:/{name}/{version}")
+    inputs = {spec.name: spec for spec in info.signature.inputs.inputs}
+    assert inputs["pan"].shape == (-1, -1) and inputs["ms"].shape == (4, -1, -1)
+    assert inputs["pan"].type == np.dtype("float32")
+    assert info.signature.outputs.inputs[0].shape == (4, -1, -1)
+    assert info.saved_input_example_info is not None
+    assert (info.flavors["python_function"]["code"] == "code"
+            and info.flavors["python_function"].get("model_code_path"))
+
+
+def test_only_a_pansharpener_is_registered(tmp_path, registry, name):
+    not_a_model = tmp_path / "not-a-model"
+    not_a_model.mkdir()
+    (not_a_model / "config.json").write_text(json.dumps({"kind": "test"}))
+    with tracking.stage_run("adapt", {}), pytest.raises(ValueError, match="not a saved"):
+        tracking.register_candidate(not_a_model, name, "QuickBird")
