@@ -4,8 +4,10 @@ downloaded once, loaded once and its temporary download removed."""
 
 from __future__ import annotations
 
+import json
 import tempfile
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -116,3 +118,60 @@ def test_command_resolves_a_registry_address_and_removes_the_download(model, cha
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert result.output.strip().splitlines()[-1].startswith("error: cannot resolve")
     assert not _downloads(scratch) and not (tmp_path / "no.tif").exists()
+
+
+FRESH_PROCESS = """
+import json, sys
+import mlflow
+import numpy as np
+
+model = mlflow.pyfunc.load_model("models:/crossdiff-pansharpener@champion")
+example = model.input_example
+fused = model.predict(example)
+np.save("fused.npy", fused)
+np.savez("example.npz", **example)
+import crossdiff_core
+loaded = {"core": crossdiff_core.__file__, "prefect": "prefect" in sys.modules}
+
+from tasks.models import local_model  # the one-shot lookup of `crossdiff pansharpen --model`
+with local_model("models:/crossdiff-pansharpener@champion") as folder:
+    loaded["download"] = folder
+print(json.dumps(loaded))
+"""
+
+
+@pytest.mark.slow
+def test_the_champion_loads_in_a_fresh_process_quietly(model, tmp_path, monkeypatch):
+    """Registered in the default store of a folder (mlflow.db there), the champion loads in a
+    fresh Python started there with the README's call, from its own code (crossdiff_core logged
+    with it, no prefect), predicts on its input example what the saved model fuses, and neither
+    that nor the CLI's lookup prints a warning."""
+    import subprocess
+    import sys
+
+    from crossdiff_core.pansharpener import load_pansharpener
+    from tasks import tracking
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+    with tracking.stage_run("adapt", {}):
+        version = tracking.register_candidate(model["folder"], "crossdiff-pansharpener",
+                                              "QuickBird")
+    tracking.promote_if_better("crossdiff-pansharpener", version, {"s": {"hqnr": 0.9, "q2n": 0.9}})
+    assert (tmp_path / "mlflow.db").is_file() and (tmp_path / "mlruns").is_dir()
+
+    env = {k: v for k, v in __import__("os").environ.items()
+           if not k.startswith(("MLFLOW_", "PYTHON"))}
+    done = subprocess.run([sys.executable, "-c", FRESH_PROCESS], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    loaded = json.loads(done.stdout.strip().splitlines()[-1])
+    assert done.stderr.strip() == "", done.stderr  # no warning, no progress bar
+    assert Path(loaded["core"]).is_relative_to(tmp_path / "mlruns")  # the logged code path
+    assert "/code/crossdiff_core/" in loaded["core"] and not loaded["prefect"]
+    assert not Path(loaded["download"]).exists()
+
+    example = dict(np.load(tmp_path / "example.npz"))
+    assert example["pan"].dtype == np.float32 and example["pan"].shape[0] <= 64
+    expected = load_pansharpener(model["folder"]).fuse(example["ms"], example["pan"])
+    np.testing.assert_allclose(np.load(tmp_path / "fused.npy"), expected, rtol=1e-5, atol=1e-3)
