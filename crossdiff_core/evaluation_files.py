@@ -2,8 +2,10 @@
 
 Layout under ``out`` (what the report stage reads): ``metrics.json`` = {scene: {method: {index:
 value}}}, ``metrics_long.csv`` with columns scene, sensor, method, resolution, index, value,
-``tables/<scene>.md`` and ``panels/<scene>.npz`` (picture crops). Every file is written to a
-temporary name and renamed when complete.
+``tables/<scene>.md`` and ``panels/<scene>.npz`` (picture crops), and for DVC, one scene at a
+time, ``metrics/<scene>/<method>.json`` and ``plots/<scene>/<index>.csv``
+(``crossdiff_core.report.dvc_files``). Every file is written to a temporary name and renamed when
+complete.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from crossdiff_core.atomic import atomic_write
 from crossdiff_core.evaluation import FULL_INDICES, REDUCED_INDICES, SceneEvaluation
 from crossdiff_core.io.names import safe_name
+from crossdiff_core.report.dvc_files import write_dvc_files
 from crossdiff_core.report.findings import CROSSDIFF, scene_findings
 from crossdiff_core.report.panels_data import panel_arrays, save_panel_arrays
 
@@ -68,6 +71,7 @@ def write_evaluation(results: Sequence[SceneEvaluation], out: str | Path,
     writer.writeheader()
     writer.writerows(long_rows(results))
     written["long_csv"] = atomic_write(out / "metrics_long.csv", buffer.getvalue())
+    written.update(write_dvc_files(metrics_mapping(results), out))
     for result in results:
         name = safe_name(result.scene_id, "scene id")  # the id may come from an input's metadata
         written[f"table:{result.scene_id}"] = atomic_write(
