@@ -170,7 +170,8 @@ def _label(source: Source) -> Path | SourceLabel:
     members = [source] if isinstance(source, str | Path) else list(source)
     if not any(is_remote(m) for m in members):
         return Path(" + ".join(str(p) for p in members))
-    return SourceLabel(" + ".join(str(p) for p in members), file_name(_member(members[-1])))
+    # URLs without their query string: a pre-signed URL's signature stays out of messages.
+    return SourceLabel(" + ".join(source_uris(source)), file_name(_member(members[-1])))
 
 
 def _check_exists(source: Source) -> None:

@@ -70,18 +70,21 @@ def public_uri(source: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
 
 
+def _remote_path(source: str) -> PurePosixPath:
+    """The path part of ``source`` (bucket and key for cloud URLs), query string left out."""
+    url = http_url(source) or source
+    path = urllib.parse.urlsplit(url).path if "://" in url else url.split("?", 1)[0]
+    return PurePosixPath(urllib.parse.unquote(path))
+
+
 def remote_name(source: str) -> str:
     """The file name of ``source``: the last component of its path, query string left out."""
-    url = http_url(source)
-    path = urllib.parse.urlsplit(url).path if url else source.split("://", 1)[-1]
-    return PurePosixPath(urllib.parse.unquote(path)).name
+    return _remote_path(source).name
 
 
 def remote_parent_name(source: str) -> str:
     """The name of the folder holding ``source`` (used for scene ids)."""
-    url = http_url(source)
-    path = urllib.parse.urlsplit(url).path if url else source.split("://", 1)[-1]
-    return PurePosixPath(urllib.parse.unquote(path)).parent.name
+    return _remote_path(source).parent.name
 
 
 def remote_suffix(source: str) -> str:
