@@ -48,7 +48,7 @@ def damaged_store(kind: str):
             chunks[0].write_bytes(chunks[0].read_bytes()[:10])
         elif kind == "garbage zarr.json":
             (store / "zarr.json").write_text("{not json")
-        return ["pansharpen", "--model", "gsa", "--scene", str(store), "--out",
+        return ["pansharpen", "--model", "gsa", "--scene", str(store),
                 str(folder / "fused.tif")]
     return build
 

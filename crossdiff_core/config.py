@@ -33,6 +33,7 @@ from crossdiff_core.train.config import (
 )
 
 FORMATS = ("cog", "zarr")
+CLIP_POLICIES = ("dtype", "input", "none")
 
 
 class ConfigError(ValueError):
@@ -244,6 +245,10 @@ class PansharpenParams:
     name. ``tile`` is the window edge in PAN pixels (the context is in the model's config): 640
     keeps a whole 8192^2 scene under 1.3 GiB on CPU; 768 wastes less on overlap (1.2-1.5x faster)
     but needs ~0.3 GiB more. Baselines run on the whole scene, strip by strip, without windows.
+    ``clip``: ``dtype`` (to the valid range of the MS dtype), ``input`` (to each band's min/max
+    over the input MS) or ``none`` (integer MS written as float32); the count of clipped pixels
+    is stored in the output. ``creation_options``: GDAL COG driver options over the defaults
+    (DEFLATE, predictor by dtype, 512-pixel tiles, average overviews; ``--co KEY=VALUE``).
     """
 
     model: str = "data/models/head"
@@ -254,10 +259,14 @@ class PansharpenParams:
     blend: int = 32
     batch_size: int = 1
     device: str = "auto"
+    clip: str = "dtype"
+    creation_options: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
             raise ConfigError(f"pansharpen.format {self.format!r}: use one of {FORMATS}")
+        if self.clip not in CLIP_POLICIES:
+            raise ConfigError(f"pansharpen.clip {self.clip!r}: use one of {CLIP_POLICIES}")
         if self.tile < 1 or self.batch_size < 1 or self.blend < 0:
             raise ConfigError("pansharpen.tile and batch_size must be >= 1, blend >= 0")
 

@@ -3,6 +3,12 @@
 MTF gains at Nyquist follow the pansharpening benchmark toolbox. Where no public value exists
 (GaoFen-2, Landsat 8/9 OLI, generic sensors) the toolbox falls back to 0.3 for the MS bands and
 0.15 for the PAN; such sensors carry ``mtf_is_public=False`` so reports can say so.
+
+Band edges are the nominal spectral ranges (micrometres) of the operators' public sensor
+documentation: DigitalGlobe/Maxar data sheets (QuickBird, WorldView-2/3/4, GeoEye-1), the IKONOS
+instrument description (Space Imaging), CRESDA's GF-2 specification and USGS's Landsat 8/9 OLI
+band designations. ``wavelength_um`` is their centre, ``fwhm_um`` their width; outputs carry both
+per band (``crossdiff_core.infer.writers``).
 """
 
 from __future__ import annotations
@@ -11,6 +17,31 @@ from dataclasses import dataclass, field, replace
 
 FOUR_BANDS = ("blue", "green", "red", "nir")
 EIGHT_BANDS = ("coastal", "blue", "green", "yellow", "red", "rededge", "nir", "nir2")
+
+# Nominal band edges (low, high) in micrometres, by canonical band name.
+_WORLDVIEW_EDGES = {
+    "coastal": (0.400, 0.450), "blue": (0.450, 0.510), "green": (0.510, 0.580),
+    "yellow": (0.585, 0.625), "red": (0.630, 0.690), "rededge": (0.705, 0.745),
+    "nir": (0.770, 0.895), "nir2": (0.860, 1.040),
+}
+_GEOEYE_EDGES = {"blue": (0.450, 0.510), "green": (0.510, 0.580), "red": (0.655, 0.690),
+                 "nir": (0.780, 0.920)}
+BAND_EDGES_UM: dict[str, dict[str, tuple[float, float]]] = {
+    "QuickBird": {"blue": (0.450, 0.520), "green": (0.520, 0.600), "red": (0.630, 0.690),
+                  "nir": (0.760, 0.900)},
+    "IKONOS": {"blue": (0.445, 0.516), "green": (0.506, 0.595), "red": (0.632, 0.698),
+               "nir": (0.757, 0.853)},
+    "GeoEye-1": _GEOEYE_EDGES,
+    "WorldView-2": _WORLDVIEW_EDGES,
+    "WorldView-3": _WORLDVIEW_EDGES,
+    "WorldView-4": _GEOEYE_EDGES,
+    "GaoFen-2": {"blue": (0.450, 0.520), "green": (0.520, 0.590), "red": (0.630, 0.690),
+                 "nir": (0.770, 0.890)},
+    "Landsat-8": {"blue": (0.452, 0.512), "green": (0.533, 0.590), "red": (0.636, 0.673),
+                  "nir": (0.851, 0.879)},
+    "Landsat-9": {"blue": (0.452, 0.512), "green": (0.533, 0.590), "red": (0.636, 0.673),
+                  "nir": (0.851, 0.879)},
+}
 FALLBACK_MS_GAIN = 0.3
 FALLBACK_PAN_GAIN = 0.15
 
@@ -35,6 +66,21 @@ class Sensor:
     @property
     def max_dn(self) -> int:
         return 2**self.bit_depth - 1
+
+    def band_edges_um(self, band: str) -> tuple[float, float] | None:
+        """Nominal (low, high) edges of ``band`` in micrometres; None when not documented (a
+        generic sensor's ``band1``...)."""
+        return BAND_EDGES_UM.get(self.name, {}).get(band)
+
+    def wavelength_um(self, band: str) -> float | None:
+        """Centre of the nominal band, in micrometres (None when not documented)."""
+        edges = self.band_edges_um(band)
+        return None if edges is None else round((edges[0] + edges[1]) / 2, 4)
+
+    def fwhm_um(self, band: str) -> float | None:
+        """Width of the nominal band, in micrometres (None when not documented)."""
+        edges = self.band_edges_um(band)
+        return None if edges is None else round(edges[1] - edges[0], 4)
 
     def rgb_band_indices(self) -> tuple[int, int, int]:
         """Indices of red, green, blue (true colour) in this sensor's band order."""

@@ -38,15 +38,44 @@ def local_model(model: str | Path) -> Iterator[str]:
 
 
 def fuse_store(model: str, scene: str | Path, out: str | Path, config: PansharpenParams,
-               overwrite: bool = False, progress: bool = True) -> Path:
+               overwrite: bool = False, progress: bool = True,
+               inputs: dict[str, dict] | None = None) -> Path:
     """Fuse the scene store ``scene`` with ``model`` (a local pansharpener folder or a baseline
-    name: see ``local_model``) into ``out`` with the tiling, format and device of ``config``;
-    returns ``out``."""
+    name: see ``local_model``) into ``out`` with the tiling, format, clip policy, creation
+    options and device of ``config``; returns ``out``.
+
+    The output records its provenance (``crossdiff_core.infer.provenance``): the method, the
+    model as ``config.model`` names it when that is a registry address (``model`` is then its
+    download), else ``model``; its version (``sha256:`` of a pansharpener folder, the registry's
+    ``content_sha256`` tag of that version; the software version for a classical method); the
+    ``inputs`` the caller fused (e.g. the PAN and MS files; default: the scene store and the
+    sha256 of its source), the software version, the settings and the clip count. A STAC Item
+    describing it is written beside it (``crossdiff_core.stac.write_output_item``).
+    """
     from crossdiff_core.infer import load_fuser, pansharpen_scene
+    from crossdiff_core.infer.fusers import ModelFuser
+    from crossdiff_core.infer.provenance import folder_sha256, read_provenance
     from crossdiff_core.io.store import open_scene
+    from crossdiff_core.stac import write_output_item
 
     opened = open_scene(scene)
     fuser = load_fuser(model, opened, config.device)
-    return pansharpen_scene(opened, fuser, out, fmt=config.format, tile=config.tile,
-                            blend=config.blend, batch_size=config.batch_size,
-                            overwrite=overwrite, progress=progress)
+    named = config.model if str(config.model).startswith(REGISTRY_PREFIX) else str(model)
+    provenance: dict = {
+        "model": named,
+        "inputs": inputs or {"scene": {"path": str(Path(scene).resolve()),
+                                       "sha256": opened.attrs.get("source_sha256")}},
+    }
+    if isinstance(fuser, ModelFuser):
+        provenance["model_version"] = f"sha256:{folder_sha256(model)}"
+        provenance["parameters"] = {"device": fuser.device}
+    else:
+        provenance["method"] = str(model).strip().lower().replace("-", "_")
+    written = pansharpen_scene(opened, fuser, out, fmt=config.format, tile=config.tile,
+                               blend=config.blend, batch_size=config.batch_size,
+                               overwrite=overwrite, progress=progress, clip=config.clip,
+                               creation_options=config.creation_options or None,
+                               provenance=provenance)
+    # The Item says what the file says: the record as written, with its clip count.
+    write_output_item(written, read_provenance(written))
+    return written

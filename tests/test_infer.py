@@ -106,19 +106,19 @@ def test_bad_inputs_are_refused(qb, tmp_path):
     runner = CliRunner()
     wv3 = write_synthetic_store(tmp_path / "zarr", "WorldView-3", ms_shape=(32, 32), seed=0)
     result = runner.invoke(app, ["pansharpen", "--model", str(qb["model_dir"]), "--scene",
-                                 str(wv3), "--out", str(tmp_path / "a.tif")])
+                                 str(wv3), str(tmp_path / "a.tif")])
     assert result.exit_code == 1 and "bands" in result.output and "Traceback" not in result.output
     landsat = write_synthetic_store(tmp_path / "zarr", "Landsat-8", ms_shape=(32, 32), seed=0)
     result = runner.invoke(app, ["pansharpen", "--model", str(qb["model_dir"]), "--scene",
-                                 str(landsat), "--out", str(tmp_path / "b.tif")])
+                                 str(landsat), str(tmp_path / "b.tif")])
     assert result.exit_code == 1 and "ratio" in result.output
     tiny = write_synthetic_store(tmp_path / "zarr", "QuickBird", ms_shape=(4, 4), seed=0)
     result = runner.invoke(app, ["pansharpen", "--model", "gsa", "--scene", str(tiny),
-                                 "--out", str(tmp_path / "c.tif")])
+                                 str(tmp_path / "c.tif")])
     assert result.exit_code == 1 and "smaller than" in result.output
     (tmp_path / "exists.tif").write_bytes(b"")
     result = runner.invoke(app, ["pansharpen", "--model", "gsa", "--scene", str(qb["store"]),
-                                 "--out", str(tmp_path / "exists.tif")])
+                                 str(tmp_path / "exists.tif")])
     assert result.exit_code == 1 and "--overwrite" in result.output
 
 
@@ -134,14 +134,14 @@ def test_real_scenes_pansharpen_end_to_end(shared_data, tmp_path, prefect_server
     model = adapt_head([ikonos], tmp_path / "ik-model", None,
                        tiny_settings(random_encoders=True, steps=2))
     result = runner.invoke(app, ["pansharpen", "--model", str(model.out), "--scene", str(ikonos),
-                                 "--out", str(tmp_path / "ikonos.tif"), "--tile", "1024"])
+                                 str(tmp_path / "ikonos.tif"), "--tile", "1024"])
     assert result.exit_code == 0, result.output
     with rasterio.open(tmp_path / "ikonos.tif") as dataset:
         assert (dataset.count, dataset.height, dataset.width) == (4, 1280, 1280)
     wv3 = shared_data / "worldview3"
-    result = runner.invoke(app, ["pansharpen", "--model", "mtf_glp_hpm", "--pan",
-                                 str(wv3 / "pan.tif"), "--ms", str(wv3 / "mul.tif"), "--sensor",
-                                 "WV3", "--out", str(tmp_path / "wv3.tif")])
+    result = runner.invoke(app, ["pansharpen", "--model", "mtf_glp_hpm", str(wv3 / "pan.tif"),
+                                 str(wv3 / "mul.tif"), str(tmp_path / "wv3.tif"), "--sensor",
+                                 "WV3"])
     assert result.exit_code == 0, result.output
     with rasterio.open(tmp_path / "wv3.tif") as dataset, \
             rasterio.open(wv3 / "pan.tif") as pan:

@@ -104,7 +104,7 @@ def test_command_resolves_a_registry_address_and_removes_the_download(model, cha
     uri, scratch = champion
     out = tmp_path / "fused.tif"
     result = CliRunner().invoke(app, ["pansharpen", "--model", uri, "--scene",
-                                      str(model["store"]), "--out", str(out),
+                                      str(model["store"]), str(out),
                                       "--params", _params(tmp_path)])
     assert result.exit_code == 0, result.output
     with rasterio.open(out) as dataset:
@@ -113,7 +113,7 @@ def test_command_resolves_a_registry_address_and_removes_the_download(model, cha
 
     missing = uri.replace("@champion", "@nightly")
     result = CliRunner().invoke(app, ["pansharpen", "--model", missing, "--scene",
-                                      str(model["store"]), "--out", str(tmp_path / "no.tif"),
+                                      str(model["store"]), str(tmp_path / "no.tif"),
                                       "--params", _params(tmp_path)])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert result.output.strip().splitlines()[-1].startswith("error: cannot resolve")

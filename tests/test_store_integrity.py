@@ -118,7 +118,7 @@ def test_cli_prints_damage_as_one_line_exit_1(case, copy, tmp_path):
     damage, file = DAMAGE[case]
     damage(copy)
     result = CliRunner().invoke(app, ["pansharpen", "--model", "gsa", "--scene", str(copy),
-                                      "--out", str(tmp_path / "fused.tif")])
+                                      str(tmp_path / "fused.tif")])
     assert result.exit_code == 1, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: scene store ")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from flows.commands import DEFAULT_PARAMS, ParamsFile
+from flows.commands import DEFAULT_PARAMS, FlagCommand, ParamsFile
 
 
 def freeze(
@@ -108,5 +108,5 @@ def adapt(
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(freeze)
-    app.command()(adapt)
+    app.command(cls=FlagCommand)(freeze)
+    app.command(cls=FlagCommand)(adapt)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from flows.commands import DEFAULT_PARAMS, ParamsFile
+from flows.commands import DEFAULT_PARAMS, FlagCommand, ParamsFile
 
 
 def cross_sensor(
@@ -46,4 +46,4 @@ def cross_sensor(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("cross-sensor")(cross_sensor)
+    app.command("cross-sensor", cls=FlagCommand)(cross_sensor)

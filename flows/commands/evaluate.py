@@ -7,13 +7,14 @@ from typing import Annotated
 
 import typer
 
-from flows.commands import DEFAULT_PARAMS, ParamsFile
+from flows.commands import DEFAULT_PARAMS, FlagCommand, ParamsFile, Threads, thread_limit
 
 
 def evaluate(
     stores: Annotated[
         list[Path],
-        typer.Argument(help="Scene stores (<scene>.zarr) or folders holding <sensor>/<scene>.zarr.",
+        typer.Argument(metavar="STORE",
+                       help="Scene stores (<scene>.zarr) or folders holding <sensor>/<scene>.zarr.",
                        show_default=False),
     ],
     methods: Annotated[
@@ -31,26 +32,21 @@ def evaluate(
         help="Reduced-resolution border cut in pixels (21 = the toolbox's).")] = None,
     block_size: Annotated[int | None, typer.Option(
         help="Block size of the Q-type indices.")] = None,
+    threads: Threads = None,
     params: ParamsFile = DEFAULT_PARAMS,
 ) -> None:
     """Score methods on each scene: reduced resolution (Wald protocol, the original MS as
     reference: Q2n, Q, SAM, ERGAS, SCC) and full resolution (HQNR, QNR, D_lambda, D_lambda_K,
     D_s, D_rho, R-Q2n, R-Q, R-SAM, R-ERGAS).
 
-    Indices follow the reference toolbox exactly (crossdiff_core/metrics.py).
+    Indices follow the reference toolbox exactly; each index is defined in the docstrings of
+    crossdiff_core/metrics.py (`python -m pydoc crossdiff_core.metrics`).
     """
     from rich.console import Console
-    from rich.table import Table
 
     from crossdiff_core.baselines import METHODS
-    from crossdiff_core.evaluation import (
-        FULL_INDICES,
-        REDUCED_INDICES,
-        evaluate_scene,
-        expand_methods,
-    )
-    from crossdiff_core.evaluation_files import write_evaluation
-    from crossdiff_core.io.store import find_scene_stores, open_scene
+    from crossdiff_core.evaluation import expand_methods
+    from crossdiff_core.io.store import find_scene_stores
     from flows.params import cli_config
 
     console = Console(soft_wrap=True)
@@ -70,8 +66,23 @@ def evaluate(
                       "pipeline's models), not here[/dim]")
     # Core functions, not the flow: a one-shot command gains nothing from a Prefect run (and would
     # pay the server start-up); the evaluate flow's tasks call the same functions.
+    with thread_limit(threads):
+        written = _score(find_scene_stores(config.scenes), baselines, config, console)
+    console.print(f"wrote {written['metrics']}, {written['long_csv']} and per-scene tables "
+                  f"under {config.out}")
+
+
+def _score(stores, baselines, config, console) -> dict:
+    """Score ``baselines`` on each store, print the tables, write the files."""
+    from rich.table import Table
+
+    from crossdiff_core.baselines import METHODS
+    from crossdiff_core.evaluation import FULL_INDICES, REDUCED_INDICES, evaluate_scene
+    from crossdiff_core.evaluation_files import write_evaluation
+    from crossdiff_core.io.store import open_scene
+
     results = []
-    for store in find_scene_stores(config.scenes):
+    for store in stores:
         result = evaluate_scene(open_scene(store), {n: METHODS[n] for n in baselines},
                                 max_pan_size=config.max_pan_size, block_size=config.block_size,
                                 border_cut=config.border_cut)
@@ -87,10 +98,8 @@ def evaluate(
             for method, scores in result.scores.items():
                 table.add_row(method, *(f"{scores[i]:.4f}" for i in indices))
             console.print(table)
-    written = write_evaluation(results, config.out, panel_crop=config.panel_crop)
-    console.print(f"wrote {written['metrics']}, {written['long_csv']} and per-scene tables "
-                  f"under {config.out}")
+    return write_evaluation(results, config.out, panel_crop=config.panel_crop)
 
 
 def register(app: typer.Typer) -> None:
-    app.command("evaluate")(evaluate)
+    app.command("evaluate", cls=FlagCommand)(evaluate)

@@ -7,32 +7,54 @@ from typing import Annotated
 
 import typer
 
-from flows.commands import DEFAULT_PARAMS, ParamsFile
+from flows.commands import (
+    DEFAULT_PARAMS,
+    QUIET,
+    FlagCommand,
+    ParamsFile,
+    Threads,
+    thread_limit,
+    verbosity,
+)
 
 RASTER_SUFFIXES = (".tif", ".tiff")
 
 
-def group_sources(paths: list[Path]) -> list[str | list[str]]:
-    """Sources as the flow takes them: exactly two GeoTIFF files form one PAN + MS pair."""
-    rasters = [p for p in paths if p.is_file() and p.suffix.lower() in RASTER_SUFFIXES]
+def is_raster(source: str) -> bool:
+    """A GeoTIFF file: a local file, or a URL (https://, s3://, /vsicurl/...) whose path ends
+    in .tif/.tiff (query string aside)."""
+    from crossdiff_core.infer.provenance import is_remote
+
+    if is_remote(source):
+        return source.split("?", 1)[0].lower().endswith(RASTER_SUFFIXES)
+    path = Path(source)
+    return path.is_file() and path.suffix.lower() in RASTER_SUFFIXES
+
+
+def group_sources(sources: list[str]) -> list[str | list[str]]:
+    """Sources as the flow takes them: exactly two GeoTIFF files form one PAN + MS pair. The
+    strings are kept as given: ``Path("s3://b/x")`` would turn a URL into ``s3:/b/x``."""
+    sources = [str(s) for s in sources]
+    rasters = [s for s in sources if is_raster(s)]
     if not rasters:
-        return [str(p) for p in paths]
+        return sources
     if len(rasters) != 2:
         raise ValueError(
-            f"{', '.join(map(str, rasters))}: give GeoTIFFs as one PAN + MS pair (PAN first), "
+            f"{', '.join(rasters)}: give GeoTIFFs as one PAN + MS pair (PAN first), "
             "or a folder/zip holding the pair"
         )
-    others = [str(p) for p in paths if p not in rasters]
-    return [*others, [str(rasters[0]), str(rasters[1])]]
+    others = [s for s in sources if s not in rasters]
+    return [*others, [rasters[0], rasters[1]]]
 
 
 def ingest(
     sources: Annotated[
-        list[Path],
+        list[str],
         typer.Argument(
+            metavar="SOURCE",
             help="Landsat 8/9 Level-1 bundles (.tar, .tar.gz or folder), folders or .zip files "
-            "holding a PAN and an MS GeoTIFF, two GeoTIFF paths (PAN then MS), PanCollection "
-            ".h5 files or GRIP .mat files.",
+            "holding a PAN and an MS GeoTIFF, two GeoTIFF paths or URLs (PAN then MS), "
+            "PanCollection .h5 files or GRIP .mat files.",
             show_default=False,
         ),
     ],
@@ -53,6 +75,7 @@ def ingest(
     scheduler: Annotated[str | None, typer.Option(
         help="threads, processes, or a dask.distributed address tcp://host:port (default: "
         "ingest.scheduler).")] = None,
+    threads: Threads = None,
     params: ParamsFile = DEFAULT_PARAMS,
 ) -> None:
     """Turn satellite deliveries into analysis-ready scene stores, one per scene.
@@ -75,15 +98,19 @@ def ingest(
     # from a Prefect run (and would pay the server start-up).
     from crossdiff_core.ingest import ingest_source
 
-    for source in config.sources:
-        result = ingest_source(source if isinstance(source, str) else tuple(source), config.out,
-                               sensor=config.sensor, chunk_size=config.chunk_size,
-                               scheduler=config.scheduler, force=force, progress=True)
-        label = source if isinstance(source, str) else " + ".join(source)
-        verb = "[yellow]skipped[/yellow]" if result.skipped else "[green]wrote[/green]"
-        for store in result.stores or (result.store,):
-            console.print(f"{verb} {store}  [dim]from {label}[/dim]")
+    loud = verbosity() > QUIET
+    with thread_limit(threads):
+        for source in config.sources:
+            result = ingest_source(source if isinstance(source, str) else tuple(source),
+                                   config.out, sensor=config.sensor,
+                                   chunk_size=config.chunk_size, scheduler=config.scheduler,
+                                   force=force, progress=loud)
+            label = source if isinstance(source, str) else " + ".join(source)
+            verb = "[yellow]skipped[/yellow]" if result.skipped else "[green]wrote[/green]"
+            for store in result.stores or (result.store,):
+                if loud:
+                    console.print(f"{verb} {store}  [dim]from {label}[/dim]")
 
 
 def register(app: typer.Typer) -> None:
-    app.command("ingest")(ingest)
+    app.command("ingest", cls=FlagCommand)(ingest)

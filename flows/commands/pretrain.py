@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from flows.commands import DEFAULT_PARAMS, ParamsFile
+from flows.commands import DEFAULT_PARAMS, FlagCommand, ParamsFile
 
 
 class Branch(StrEnum):
@@ -73,4 +73,4 @@ def pretrain(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("pretrain")(pretrain)
+    app.command("pretrain", cls=FlagCommand)(pretrain)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from flows.commands import DEFAULT_PARAMS, ParamsFile
+from flows.commands import DEFAULT_PARAMS, FlagCommand, ParamsFile
 
 
 def report(
@@ -66,4 +66,4 @@ def report(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("report")(report)
+    app.command("report", cls=FlagCommand)(report)

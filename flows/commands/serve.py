@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from flows.commands import FlagCommand
+
 LANDING_CRON = "*/15 * * * *"
 READAPT_CRON = "0 2 * * *"
 
@@ -40,4 +42,4 @@ def serve() -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("serve")(serve)
+    app.command("serve", cls=FlagCommand)(serve)

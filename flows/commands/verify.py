@@ -7,11 +7,14 @@ from typing import Annotated
 
 import typer
 
+from flows.commands import FlagCommand
+
 
 def verify(
     stores: Annotated[
         list[Path],
-        typer.Argument(help="Scene stores (<scene>.zarr) or folders holding <sensor>/<scene>.zarr.",
+        typer.Argument(metavar="STORE",
+                       help="Scene stores (<scene>.zarr) or folders holding <sensor>/<scene>.zarr.",
                        show_default=False),
     ],
 ) -> None:
@@ -46,4 +49,4 @@ def verify(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("verify")(verify)
+    app.command("verify", cls=FlagCommand)(verify)
