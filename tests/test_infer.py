@@ -148,3 +148,22 @@ def test_real_scenes_pansharpen_end_to_end(shared_data, tmp_path, prefect_server
         assert dataset.count == 8 and dataset.crs == pan.crs
         fused = dataset.read()
     assert fused.dtype == np.float32 and np.isfinite(fused).all() and fused.max() > 0
+
+
+def test_model_output_records_the_model_and_its_registry_content_hash(qb, tmp_path):
+    """A pansharpener's output names the folder and its version as the registry tags it
+    (``content_sha256``), and the tiling that shaped it."""
+    from crossdiff_core.infer.provenance import read_provenance
+    from tasks.tracking import folder_sha256
+
+    out = tmp_path / "fused.tif"
+    result = CliRunner().invoke(app, ["pansharpen", "--model", str(qb["model_dir"]), "--scene",
+                                      str(qb["store"]), str(out), "--tile", "512",
+                                      "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    record = read_provenance(out)
+    assert record["method"] == "crossdiff" and record["model"] == str(qb["model_dir"])
+    assert record["model_version"] == f"sha256:{folder_sha256(qb['model_dir'])}"
+    assert record["parameters"]["tile"] == 512 and record["parameters"]["device"] == "cpu"
+    assert record["parameters"]["context"] == qb["model"].context
+    assert record["inputs"]["scene"]["path"] == str(qb["store"].resolve())
