@@ -118,7 +118,8 @@ def test_second_ingest_while_first_writes_is_told_then_skips(source, tmp_path, t
     (hold / "release").write_text("")
     assert _finish(first, first_results)[0] == "wrote"
     store = out / "Landsat-8" / f"{SCENE}.zarr"
-    assert sorted(os.listdir(out / "Landsat-8")) == [store.name]  # one store, no lock, no partial
+    # One store and its STAC Item; no lock, no partial.
+    assert sorted(os.listdir(out / "Landsat-8")) == [store.name, f"{store.name}.stac.json"]
     # A rerun finds it whole and skips.
     third, third_results = _start(source, out, tmpdir_)
     assert _finish(third, third_results) == ("skipped", str(store))
@@ -130,7 +131,7 @@ def test_two_ingests_started_at_once_give_one_store(source, tmp_path, tmpdir_):
     runs = [_start(source, out, tmpdir_) for _ in range(2)]
     outcomes = sorted(_finish(process, results)[0] for process, results in runs)
     assert outcomes in (["busy", "wrote"], ["skipped", "wrote"]), outcomes
-    assert sorted(os.listdir(out / "Landsat-8")) == [f"{SCENE}.zarr"]
+    assert sorted(os.listdir(out / "Landsat-8")) == [f"{SCENE}.zarr", f"{SCENE}.zarr.stac.json"]
     assert _leftovers(out) == []
 
 
@@ -147,7 +148,7 @@ def test_killed_ingest_leaves_nothing_that_blocks_and_is_cleaned_by_the_next(
 
     result = ingest_source(source, out)
     assert not result.skipped and result.store == out / "Landsat-8" / f"{SCENE}.zarr"
-    assert sorted(os.listdir(out / "Landsat-8")) == [f"{SCENE}.zarr"]
+    assert sorted(os.listdir(out / "Landsat-8")) == [f"{SCENE}.zarr", f"{SCENE}.zarr.stac.json"]
     assert list(tmpdir_.iterdir()) == []
 
 

@@ -91,7 +91,7 @@ def test_hostile_mtl_writes_nothing_outside_out(tmp_path):
     after = _tree(tmp_path)
     new = [p for p in after if p not in before]
     assert new and all(p.startswith(os.path.join("work", "deep", "out")) for p in new), new
-    assert sorted(os.listdir(out / "Landsat-8")) == ["ESCAPED.zarr"]
+    assert sorted(os.listdir(out / "Landsat-8")) == ["ESCAPED.zarr", "ESCAPED.zarr.stac.json"]
 
 
 def test_scene_id_with_nothing_usable_is_refused_naming_the_file(tmp_path):
