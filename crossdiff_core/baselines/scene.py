@@ -50,12 +50,27 @@ def iter_fused_rows(
     statistics are computed first, over the whole scene); see ``iter_row_blocks`` for how the
     strips are computed with bounded memory.
     """
+    yield from iter_row_blocks(fused_strips(method, ms, pan, ratio, sensor, strip_rows))
+
+
+def fused_strips(
+    method: Callable,
+    ms: da.Array | np.ndarray,
+    pan: da.Array | np.ndarray,
+    ratio: int,
+    sensor,
+    strip_rows: int = STRIP_ROWS,
+) -> da.Array:
+    """The lazy (B, H, W) float64 fusion ``iter_fused_rows`` computes, in strips of
+    ``strip_rows`` PAN rows (global statistics already computed, on the current dask scheduler).
+    Computing its chunks anywhere (e.g. on a dask.distributed cluster,
+    ``crossdiff_core.infer.distributed``) gives the values ``iter_fused_rows`` yields."""
     ms, pan = da.asarray(ms), da.asarray(pan)
     rows = max(ratio, min(strip_rows, pan.chunksize[0]) // ratio * ratio)
     columns = pan.chunksize[1]
     ms = ms.rechunk((-1, rows // ratio, max(1, columns // ratio)))
     pan = pan.rechunk((rows, max(ratio, columns // ratio * ratio)))
-    yield from iter_row_blocks(method(ms, pan, ratio, sensor))
+    return method(ms, pan, ratio, sensor)
 
 
 def iter_row_blocks(array: da.Array) -> Iterator[tuple[int, np.ndarray]]:
