@@ -304,6 +304,8 @@ def _raster_bands(count: int, dtype: str, nodata: float | None, resolution: floa
         nodata_value: Any = "nan"
     else:
         nodata_value = None if nodata is None else _number(nodata)
+    if not np.issubdtype(np.dtype(dtype), np.integer):
+        bits = None  # a float raster's bit depth says nothing about its samples
     return [RasterBand.create(data_type=str(np.dtype(dtype)), nodata=nodata_value,
                               spatial_resolution=resolution, bits_per_sample=bits)
             for _ in range(count)]
@@ -479,8 +481,9 @@ def output_item(out_path: str | Path, provenance: Mapping[str, Any] | None = Non
                 ) -> pystac.Item:
     """The STAC Item of the pansharpened output at ``out_path`` (a COG or a Zarr store), read
     from the written file. ``provenance`` may hold ``method``, ``model``, ``model_version``,
-    ``inputs`` ({name: {"path", "sha256"}}), ``software_version``, ``parameters`` and
-    ``clipped_pixels``; missing keys are left out of the Item."""
+    ``inputs`` ({name: {"path", "sha256"}}), ``software_version``, ``parameters``,
+    ``clipped_pixels``, ``scene_id``, ``source_sha256`` and ``sensor`` (the record of
+    ``crossdiff_core.infer.provenance``); missing keys are left out of the Item."""
     out = Path(out_path)
     provenance = dict(provenance or {})
     info = _read_output(out)
@@ -488,7 +491,7 @@ def output_item(out_path: str | Path, provenance: Mapping[str, Any] | None = Non
     if not isinstance(inputs, Mapping):
         inputs = {}
     scene = _scene_attrs(inputs)
-    sensor_name = info["sensor"] or scene.get("sensor")
+    sensor_name = info["sensor"] or provenance.get("sensor") or scene.get("sensor")
     properties: dict[str, Any] = {}
     acquired = _datetime(properties, _parse_time(scene.get("acquisition_time")))
     bbox = geometry = None
@@ -498,7 +501,8 @@ def output_item(out_path: str | Path, provenance: Mapping[str, Any] | None = Non
                        geometry=geometry, bbox=bbox, datetime=acquired, properties=properties)
     if sensor_name:
         item.common_metadata.platform = str(sensor_name).lower()
-    for key in ("method", "model", "model_version", "parameters", "clipped_pixels"):
+    for key in ("method", "model", "model_version", "scene_id", "source_sha256", "parameters",
+                "clipped_pixels"):
         if provenance.get(key) is not None:
             item.properties[f"crossdiff:{key}"] = provenance[key]
     if sensor_name:

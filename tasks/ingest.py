@@ -13,7 +13,9 @@ from tasks.retry import io_retries
 @task(name="ingest-source", cache_policy=NO_CACHE, **io_retries(3))
 def ingest_source_task(source: str | list[str], config: IngestParams,
                        force: bool = False) -> IngestResult:
-    """Ingest one source (a path, or a [PAN, MS] pair of GeoTIFF paths) into ``config.out``."""
+    """Ingest one source into ``config.out``: a path, a STAC Item (file or URL), or a
+    [PAN, MS] pair of GeoTIFF paths or URLs (kept as strings: ``Path`` would fold ``https://``).
+    Each store gets its STAC Item beside it."""
     return ingest_source(source if isinstance(source, str) else tuple(source), config.out,
                          sensor=config.sensor, chunk_size=config.chunk_size,
                          scheduler=config.scheduler, force=force)
