@@ -607,8 +607,11 @@ def _ingest_pair(raw: RawPair, label: Path, digest: Callable[[], str], size: int
                     f"{label}: a different source already made {target}; pass --force "
                     "to replace it"
                 )
-            strips = sum(reader.strip_cache_bytes(rows) for reader, rows in readers)
-            with gdal_cache_env(strips), use_scheduler(scheduler) as distributed:
+            remote = any(str(path).startswith("/vsi") for reader, _ in readers
+                         for path, _ in reader.files.bands)
+            with gdal_cache_env(0, remote):  # this opens the files
+                strips = sum(reader.strip_cache_bytes(rows) for reader, rows in readers)
+            with gdal_cache_env(strips, remote), use_scheduler(scheduler) as distributed:
                 return write_scene_store(
                     pan, ms, attrs, out_dir, chunk_size=chunk_size, overwrite=force,
                     progress=progress and not distributed,

@@ -20,7 +20,7 @@ from rasterio.errors import RasterioError
 
 from crossdiff_core.io.errors import CorruptInputError, MissingBandError, UnknownFormatError
 from crossdiff_core.io.raw import RawPair, detect_sensor_from_text
-from crossdiff_core.io.remote import gdal_path, is_remote, remote_name
+from crossdiff_core.io.remote import gdal_path, is_remote, remote_env, remote_name
 from crossdiff_core.io.windows import BandFiles
 
 RASTER_SUFFIXES = (".tif", ".tiff")
@@ -51,8 +51,9 @@ def open_raster(path: RasterPath) -> xr.DataArray:
     if not is_remote(path) and not path.is_file():
         raise MissingBandError(f"{path}: raster file not found")
     try:
-        raster = rioxarray.open_rasterio(gdal_name(path), lock=False, masked=False,
-                                         mask_and_scale=False, cache=False)
+        with remote_env(is_remote(path)):
+            raster = rioxarray.open_rasterio(gdal_name(path), lock=False, masked=False,
+                                             mask_and_scale=False, cache=False)
     except (RasterioError, OSError) as error:
         raise CorruptInputError(f"{path}: not a readable GeoTIFF ({error})") from error
     nodata = raster.rio.nodata
@@ -65,7 +66,7 @@ def open_raster(path: RasterPath) -> xr.DataArray:
 def check_raster_readable(path: RasterPath) -> None:
     """Read the last block of every band so truncated files fail now with a clear message."""
     try:
-        with rasterio.open(gdal_name(path)) as dataset:
+        with remote_env(is_remote(path)), rasterio.open(gdal_name(path)) as dataset:
             window = next(iter(reversed(list(dataset.block_windows(1)))))[1]
             dataset.read(window=window)
     except (RasterioError, OSError, StopIteration) as error:
@@ -73,13 +74,13 @@ def check_raster_readable(path: RasterPath) -> None:
 
 
 def _pixel_area(path: RasterPath) -> float:
-    with rasterio.open(gdal_name(path)) as dataset:
+    with remote_env(is_remote(path)), rasterio.open(gdal_name(path)) as dataset:
         return abs(dataset.transform.a * dataset.transform.e)
 
 
 def _band_count(path: RasterPath) -> int:
     try:
-        with rasterio.open(gdal_name(path)) as dataset:
+        with remote_env(is_remote(path)), rasterio.open(gdal_name(path)) as dataset:
             return dataset.count
     except (RasterioError, OSError) as error:
         raise CorruptInputError(f"{path}: not a readable GeoTIFF ({error})") from error
@@ -147,7 +148,7 @@ def read_pair(pan_path: RasterPath, ms_path: RasterPath, label: Path, scene_id: 
         raise MissingBandError(f"{pan_path}: PAN raster has {pan.sizes['band']} bands, expected 1")
     nodata = pan.attrs["nodata"] if pan.attrs["nodata"] is not None else ms.attrs["nodata"]
     if sensor_name is None:
-        with rasterio.open(gdal_name(pan_path)) as dataset:
+        with remote_env(is_remote(pan_path)), rasterio.open(gdal_name(pan_path)) as dataset:
             tags = " ".join(str(v) for v in dataset.tags().values())
         sensor_name = detect_sensor_from_text(
             f"{tags} {sensor_hint} {label.name} {file_name(pan_path)} {file_name(ms_path)}")

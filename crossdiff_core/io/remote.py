@@ -32,6 +32,10 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 BLOCK_BYTES = 1 << 22
+# GDAL settings for remote rasters: no listing of the "folder" and no probing for sidecar files
+# (.aux.xml, .msk, ...) on open, each of which costs a request (an S3 listing for a bucket
+# prefix). Local files keep GDAL's defaults, sidecars included.
+REMOTE_GDAL_OPTIONS = {"GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR"}
 HTTP_TIMEOUT_S = 60
 # scheme -> GDAL virtual file system prefix
 _SCHEMES = {"https": "/vsicurl/", "http": "/vsicurl/", "s3": "/vsis3/", "gs": "/vsigs/",
@@ -56,6 +60,15 @@ def gdal_path(source: str) -> str:
     scheme, rest = source.split("://", 1)
     prefix = _SCHEMES[scheme.lower()]
     return f"{prefix}{source}" if prefix == "/vsicurl/" else f"{prefix}{rest}"
+
+
+def remote_env(remote: bool = True):
+    """A ``with`` context holding ``REMOTE_GDAL_OPTIONS`` (a no-op unless ``remote``)."""
+    import contextlib
+
+    import rasterio
+
+    return rasterio.Env(**REMOTE_GDAL_OPTIONS) if remote else contextlib.nullcontext()
 
 
 def http_url(source: str) -> str | None:

@@ -17,6 +17,8 @@ import numpy as np
 import rasterio
 from rasterio.windows import Window
 
+from crossdiff_core.io.remote import REMOTE_GDAL_OPTIONS
+
 # GDAL's block cache defaults to 5 % of RAM and fills with every block read, so without a cap the
 # memory of an ingest grows with the scene. Chunks are read once, so tiled files need next to no
 # cache; files stored in strips (blocks as wide as the raster) get room for one row of chunks on
@@ -115,7 +117,9 @@ class BandWindows:
             dataset.close()
 
 
-def gdal_cache_env(extra_bytes: int = 0) -> rasterio.Env:
+def gdal_cache_env(extra_bytes: int = 0, remote: bool = False) -> rasterio.Env:
     """A ``with`` context capping GDAL's (process-wide) block cache during an ingest at
-    ``GDAL_CACHE_BYTES`` plus ``extra_bytes`` (see ``BandWindows.strip_cache_bytes``)."""
-    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES + int(extra_bytes))
+    ``GDAL_CACHE_BYTES`` plus ``extra_bytes`` (see ``BandWindows.strip_cache_bytes``); with
+    ``remote``, also the settings for remote rasters (``crossdiff_core.io.remote``)."""
+    options = REMOTE_GDAL_OPTIONS if remote else {}
+    return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES + int(extra_bytes), **options)
