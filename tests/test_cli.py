@@ -233,3 +233,31 @@ def test_quiet_prints_nothing_and_threads_apply_to_the_command(store, tmp_path, 
     assert result.exit_code == 0, result.output
     assert seen == {"gdal": "1", "torch": 1, "dask": 1, "progress": False}
     assert torch.get_num_threads() == before and os.environ.get("GDAL_NUM_THREADS") == gdal
+
+
+@pytest.mark.slow  # starts Prefect's temporary server (about 15 s on 2 cores)
+def test_flow_commands_print_no_orchestration_lines_unless_verbose(tmp_path):
+    """What the CLI sets for a command (flows/commands.command_output) keeps a Prefect flow's
+    server start, run and stop lines out of the terminal; -v lets them through."""
+    script = (
+        "import sys\n"
+        "from flows.commands import command_output\n"
+        "with command_output(verbose=sys.argv[1] == 'verbose'):\n"
+        "    from prefect import flow, get_run_logger\n"
+        "    @flow\n"
+        "    def probe():\n"
+        "        get_run_logger().info('inside the flow')\n"
+        "        return 41 + 1\n"
+        "    print('result', probe())\n"
+    )
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PREFECT_LOGGING", "PREFECT_API"))}
+    env.update(PYTHONPATH=str(ROOT), PREFECT_HOME=str(tmp_path / "prefect"))
+    outputs = {}
+    for mode in ("normal", "verbose"):
+        done = subprocess.run([sys.executable, "-c", script, mode], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        outputs[mode] = done.stdout + done.stderr
+    assert outputs["normal"].strip() == "result 42"
+    assert "inside the flow" in outputs["verbose"] and "result 42" in outputs["verbose"]

@@ -99,12 +99,18 @@ def set_verbosity(quiet: bool = False, verbose: bool = False) -> int:
 def _apply(level: int) -> None:
     if level >= VERBOSE:
         # The libraries' own logging as they configure it (Prefect and MLflow print their INFO
-        # lines), the project's loggers at INFO, every warning; HTTP request lines stay out.
-        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        # lines in their own format), the project's loggers at INFO, every warning; HTTP
+        # request lines stay out.
         for name in NOISY_LOGGERS:
             logging.getLogger(name).setLevel(logging.NOTSET)
         logging.getLogger("httpx").setLevel(logging.WARNING)
-        logging.getLogger("crossdiff").setLevel(logging.INFO)
+        project = logging.getLogger("crossdiff")
+        project.setLevel(logging.INFO)
+        if not any(getattr(h, "crossdiff_cli", False) for h in project.handlers):
+            handler = logging.StreamHandler()
+            handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+            handler.crossdiff_cli = True
+            project.addHandler(handler)
         for key, value in _SAVED_ENV.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -133,8 +139,6 @@ def command_output(quiet: bool = False, verbose: bool = False) -> Iterator[int]:
     _SAVED_ENV.update(saved_env)
     saved_levels = {name: logging.getLogger(name).level
                     for name in (*NOISY_LOGGERS, "crossdiff")}
-    root_handlers = list(logging.getLogger().handlers)
-    root_level = logging.getLogger().level
     previous = _LEVEL["value"]
     with warnings.catch_warnings():
         _LEVEL["value"] = NORMAL
@@ -151,11 +155,10 @@ def command_output(quiet: bool = False, verbose: bool = False) -> Iterator[int]:
                     os.environ[key] = value
             for name, level in saved_levels.items():
                 logging.getLogger(name).setLevel(level)
-            root = logging.getLogger()
-            for handler in root.handlers[:]:
-                if handler not in root_handlers:
-                    root.removeHandler(handler)
-            root.setLevel(root_level)
+            project = logging.getLogger("crossdiff")
+            for handler in project.handlers[:]:
+                if getattr(handler, "crossdiff_cli", False):
+                    project.removeHandler(handler)
 
 
 @contextlib.contextmanager
