@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
+
 import torch
 
 DEVICE_SETTINGS = ("auto", "cpu", "cuda", "cuda:N")
@@ -35,3 +39,38 @@ def pick_device(
     if local_rank is None:
         return torch.device("cuda")
     return torch.device("cuda", local_rank % count)
+
+
+# cuBLAS reuses its workspace deterministically only with a fixed workspace configuration; it has
+# to be in the environment before cuBLAS starts (the first matrix product on the GPU).
+CUBLAS_WORKSPACE = ":4096:8"
+
+
+@contextlib.contextmanager
+def determinism(enabled: bool, device: torch.device) -> Iterator[None]:
+    """Bit-for-bit repeatable kernels inside the block when ``enabled``; restored after.
+
+    On the CPU torch's kernels are repeatable already for a given thread count (intra-op
+    reductions are split by ``torch.get_num_threads()``, so another count gives other roundings);
+    ``torch.use_deterministic_algorithms(True)`` then only refuses the few ops that are not.
+    On CUDA it also makes cuDNN pick deterministic convolution algorithms (including the
+    transposed convolutions of the UNet and their gradients), turns cuDNN autotuning off and sets
+    ``CUBLAS_WORKSPACE_CONFIG`` (when unset) for cuBLAS. Not covered on GPUs: NCCL all-reduce
+    order across another number or topology of GPUs, and other GPU models or library versions.
+    When not ``enabled``, cuDNN autotunes its algorithms (faster, not repeatable).
+    """
+    previous = (torch.are_deterministic_algorithms_enabled(),
+                torch.is_deterministic_algorithms_warn_only_enabled(),
+                torch.backends.cudnn.benchmark)
+    if enabled:
+        if device.type == "cuda":
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE)
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+    else:
+        torch.backends.cudnn.benchmark = device.type == "cuda"
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+        torch.backends.cudnn.benchmark = previous[2]

@@ -191,6 +191,10 @@ NO_RERUN: dict[str, dict[str, str]] = {
         "progress": "a terminal progress bar",
         "device": "where the same training runs (a GPU run is the same experiment, faster)",
         "num_workers": "processes reading the same patches in the same order",
+        "processes": "the same global batch split across torchrun processes: the same weights "
+                     "within float rounding (1e-4), like another device",
+        "deterministic": "whether the same training is repeatable bit for bit, not what it "
+                         "trains",
     },
     "adapt": {"device": "where the same training runs"},
     "tracking": {

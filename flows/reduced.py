@@ -23,9 +23,8 @@ from crossdiff_core.config import (
     section_values,
 )
 from flows.params import stage_config
-from flows.runners import run_each
+from flows.pretrain import train_branches
 from tasks.freeze import freeze_task
-from tasks.pretrain import pretrain_branch_task
 from tasks.reduced import wald_pair_task
 from tasks.scenes import scene_stores
 
@@ -39,10 +38,8 @@ def reduced_flow(config: ReducedParams, evaluate: EvaluateParams, pretrain: Pret
     wald = [wald_pair_task(store, Path(config.scenes_dir), evaluate.max_pan_size).reduced_store
             for store in scene_stores(evaluate.scenes)]
     pretrain = replace(pretrain, scenes=wald, out=config.pretrain_dir)
-    branches = pretrain.branch_configs()
-    for branch, summary in zip(branches, run_each(pretrain_branch_task,
-                                                  [(branch,) for branch in branches]),
-                               strict=True):
+    # As the pretrain stage trains (pretrain.processes, pretrain.deterministic).
+    for branch, summary in zip(pretrain.branch_configs(), train_branches(pretrain), strict=True):
         logger.info("reduced %s: %d steps, final loss %.4f", branch.branch, summary["steps"],
                     summary["final_loss"])
     encoders = freeze_task(replace(freeze, out=config.encoders_dir), Path(config.pretrain_dir),

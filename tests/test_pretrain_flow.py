@@ -54,3 +54,128 @@ def test_cli_trains_one_branch_and_reports_bad_input_in_one_line(tmp_path, scene
     assert small.exit_code == 1
     assert "smaller than one patch of 64 PAN pixels" in small.output
     assert "Traceback" not in small.output
+
+
+# --- pretrain.processes: the branches under torchrun (DDP, gloo on the CPU) ----------------------
+
+DDP = {"pan_patch": 16, "batch_size": 4, "steps": 24, "checkpoint_every": 4, "channels": [8, 16],
+       "timesteps": 50, "sample_steps": 2, "progress": False, "device": "cpu"}
+
+
+def _weights(folder) -> dict:
+    import torch
+
+    return torch.load(folder / "p2m" / "weights.pt", map_location="cpu", weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def one_process(tmp_path_factory, scenes):
+    """P2M trained in this process (the reference of the torchrun runs)."""
+    from crossdiff_core.config import PretrainParams
+    from crossdiff_core.train.pretrain import train_branch
+
+    out = tmp_path_factory.mktemp("one")
+    train_branch(PretrainParams(scenes=[scenes], out=str(out), **DDP).branch_config("p2m"))
+    return out
+
+
+@pytest.fixture(scope="module")
+def two_processes(tmp_path_factory, scenes, one_process, prefect_server):
+    """P2M trained by the flow with pretrain.processes 2 (torchrun), uninterrupted."""
+    from crossdiff_core.config import PretrainParams
+    from flows.pretrain import pretrain_flow
+
+    out = tmp_path_factory.mktemp("two")
+    seen = []
+    config = PretrainParams(scenes=[scenes], out=str(out), processes=2, **DDP)
+    summaries = pretrain_flow(config, branches=("p2m",), on_step=lambda s, m: seen.append((s, m)))
+    return out, summaries, seen
+
+
+@pytest.mark.slow
+def test_two_torchrun_processes_match_one_process(two_processes, one_process):
+    import torch
+
+    out, summaries, seen = two_processes
+    assert summaries["p2m"]["steps"] == DDP["steps"] and summaries["p2m"]["resumed_from"] == 0
+    assert [step for step, _ in seen] == list(range(1, DDP["steps"] + 1))  # losses.csv, replayed
+    assert all(set(metrics) == {"p2m_loss"} for _, metrics in seen)
+    one, two = _weights(one_process), _weights(out)
+    assert one.keys() == two.keys()
+    for key in one:
+        torch.testing.assert_close(two[key], one[key], rtol=0, atol=1e-4, msg=key)
+
+
+def _worker_pids(parent: int) -> dict[int, int]:
+    """{rank: pid} of the workers torchrun (process ``parent``) started."""
+    from pathlib import Path
+
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        rank = [item[5:] for item in environ if item.startswith(b"RANK=")]
+        if ppid == parent and rank:
+            found[int(rank[0])] = int(entry.name)
+    return found
+
+
+@pytest.mark.slow
+def test_a_killed_rank_stops_the_run_and_the_rerun_resumes_to_the_same_weights(
+        tmp_path, scenes, two_processes, one_process, prefect_server):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    import torch
+
+    from crossdiff_core.config import PretrainParams
+    from crossdiff_core.train.checkpoint import load_checkpoint
+    from crossdiff_core.train.launch import torchrun_command, worker_environment
+    from flows.pretrain import pretrain_flow
+    from tasks.pretrain import WORKER_MODULE, worker_arguments
+
+    config = PretrainParams(scenes=[scenes], out=str(tmp_path / "models"), processes=2, **DDP)
+    arguments = worker_arguments(config, ("p2m",), True, tmp_path / "request.json",
+                                 tmp_path / "results.json")
+    launcher = subprocess.Popen(torchrun_command(WORKER_MODULE, 2, arguments),
+                                env=worker_environment(2), stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+    checkpoint = tmp_path / "models" / "p2m" / "checkpoint.pt"
+    deadline = time.monotonic() + 300
+    while not checkpoint.is_file() and launcher.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    workers = _worker_pids(launcher.pid)
+    assert 1 in workers, f"no rank 1 among torchrun's workers {workers}"
+    os.kill(workers[1], signal.SIGKILL)
+    assert launcher.wait(timeout=120) != 0, "the run finished before rank 1 was killed"
+    killed_at = int(load_checkpoint(checkpoint)["step"])
+    assert 0 < killed_at < DDP["steps"]
+    assert not (tmp_path / "models" / "p2m" / "weights.pt").exists()
+
+    summaries = pretrain_flow(config, branches=("p2m",), restart_on_mismatch=True)
+    assert summaries["p2m"]["resumed_from"] == killed_at
+    assert summaries["p2m"]["restart_reason"] is None
+    resumed, uninterrupted = _weights(tmp_path / "models"), _weights(two_processes[0])
+    for key, value in resumed.items():  # a resumed run repeats the uninterrupted one exactly
+        assert torch.equal(value, uninterrupted[key]), key
+    losses = (tmp_path / "models" / "p2m" / "losses.csv").read_text()
+    assert losses == (two_processes[0] / "p2m" / "losses.csv").read_text()
+
+
+def test_run_settings_are_refused_per_branch(tmp_path, scenes):
+    from crossdiff_core.config import PretrainParams
+    from flows.pretrain import _check_run_settings
+
+    config = PretrainParams(scenes=[scenes], out=str(tmp_path), **{**TINY, "m2p": {"processes": 2}})
+    with pytest.raises(ValueError, match=r"pretrain.m2p.processes: processes applies to the "
+                                         r"whole run"):
+        _check_run_settings(config, config.branch_configs())
+    with pytest.raises(ValueError, match="batch_size 2 must be divisible by pretrain.processes 4"):
+        PretrainParams(scenes=[scenes], out=str(tmp_path), **{**TINY, "processes": 4})

@@ -42,6 +42,15 @@ def state_on_cpu(module: nn.Module) -> dict[str, torch.Tensor]:
     return {key: value.detach().cpu() for key, value in module.state_dict().items()}
 
 
+def torch_save(obj: object, path: str | Path) -> None:
+    """``torch.save(obj)`` into the new file ``path`` through an open handle. Given a file name,
+    torch.save names the archive inside after it, and an atomic write's temporary name carries
+    the writer's pid and host: equal objects would give other bytes on every run (and other DVC
+    hashes). Through a handle the archive is always named ``archive``."""
+    with open(path, "xb") as handle:
+        torch.save(obj, handle)
+
+
 def save_network(
     folder: str | Path, kind: str, config: dict, state: dict[str, torch.Tensor], **record
 ) -> Path:
@@ -57,7 +66,7 @@ def save_network(
         pass
     else:
         fsync_folder(folder)  # gone for good before the new weights arrive
-    atomic_write(folder / WEIGHTS_FILE, lambda temporary: torch.save(state, temporary))
+    atomic_write(folder / WEIGHTS_FILE, lambda temporary: torch_save(state, temporary))
     atomic_write(folder / CONFIG_FILE, json.dumps(document, indent=2, sort_keys=True))
     return folder
 

@@ -168,9 +168,10 @@ def adapt_head(
     out = Path(out)
     save_pansharpener(model.cpu(), out)
     _write_losses(out / "losses.csv", losses)
+    # No timing in the model folder: the same run gives the same bytes (its DVC hash); the
+    # seconds are returned (AdaptResult.seconds) and logged instead.
     summary = {
         "steps": config.steps,
-        "seconds": seconds,
         "final": losses[-1],
         "scenes": dataset.names,
         "device": str(device),

@@ -7,13 +7,15 @@ from pathlib import Path
 import torch
 
 from crossdiff_core.atomic import atomic_write
+from crossdiff_core.nets.serialization import torch_save
 
 CHECKPOINT_FILE = "checkpoint.pt"
 
 
 def save_checkpoint(path: str | Path, state: dict) -> Path:
-    """Write ``state`` with torch.save to a temporary sibling, then rename it over ``path``."""
-    return atomic_write(path, lambda temporary: torch.save(state, temporary))
+    """Write ``state`` with torch.save to a temporary sibling, then rename it over ``path`` (the
+    same state gives the same bytes: ``nets.serialization.torch_save``)."""
+    return atomic_write(path, lambda temporary: torch_save(state, temporary))
 
 
 def load_checkpoint(path: str | Path) -> dict:

@@ -13,7 +13,8 @@ BRANCHES = ("p2m", "m2p")
 LR_SCHEDULES = ("cosine", "constant")
 
 # Settings that change what a run computes; a checkpoint is only resumed when they all match.
-# (steps, checkpoint_every, num_workers, device, out, scenes and the diagnostics may change.)
+# (steps, checkpoint_every, num_workers, device, processes, deterministic, out, scenes and the
+# diagnostics may change.)
 RESUME_KEYS = (
     "branch", "seed", "pan_patch", "batch_size", "lr", "weight_decay", "grad_clip", "ema_decay",
     "channels", "schedule", "timesteps", "cond_drop_prob", "train_t_max", "normalisation",
@@ -48,6 +49,13 @@ class PretrainSettings:
     sample_steps: int = 20
     guidance_scale: float = 0.0
     progress: bool = True
+    # Training processes on this machine: > 1 runs the branches under torchrun (DDP, gloo on CPU,
+    # nccl on GPUs), each process taking batch_size / processes samples of the global batch.
+    processes: int = 1
+    # True: bit-for-bit repeatable runs (branches one after the other in a process, deterministic
+    # kernels). False: both branches at once in threads of one process and cuDNN autotuning,
+    # faster where cores are idle, but the weights then differ slightly from run to run.
+    deterministic: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.scenes, str):
@@ -55,7 +63,7 @@ class PretrainSettings:
         self.scenes = [str(scene) for scene in self.scenes]
         self.channels = [int(c) for c in self.channels]
         positive = ("pan_patch", "batch_size", "steps", "checkpoint_every", "timesteps",
-                    "sample_steps")
+                    "sample_steps", "processes")
         for name in positive:
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"pretrain.{name} must be >= 1, got {getattr(self, name)!r}")
@@ -77,6 +85,11 @@ class PretrainSettings:
         if self.normalisation not in NORMALISATIONS:
             raise ValueError(
                 f"pretrain.normalisation {self.normalisation!r}: use one of {NORMALISATIONS}"
+            )
+        if self.batch_size % self.processes:
+            raise ValueError(
+                f"pretrain.batch_size {self.batch_size} must be divisible by pretrain.processes "
+                f"{self.processes} (each process takes an equal share of the global batch)"
             )
         multiple = 2 ** (len(self.channels) - 1)
         if self.pan_patch % multiple:

@@ -6,8 +6,13 @@ whole global batch, so every process of a DDP run takes its own slice of exactly
 process would use. Checkpoints hold the model, optimizer, EMA, generator and step, so a resumed run
 repeats the losses of an uninterrupted one on the CPU.
 
+Bit for bit: with ``deterministic`` (the default) a run is repeatable exactly for a given machine
+and number of processes and threads (``crossdiff_core.device.determinism``); the files it writes
+hold no timing, path or process id, so two runs write the same bytes.
+
 Distributed: under ``torchrun`` (WORLD_SIZE > 1) the process group is started here (gloo on CPU,
-nccl on CUDA); rank 0 alone writes files.
+nccl on CUDA); rank 0 alone writes files. Two processes reach the weights of one within float
+rounding (the gradients are averaged in another order), not bit for bit.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
 from crossdiff_core.atomic import atomic_write
-from crossdiff_core.device import pick_device
+from crossdiff_core.device import determinism, pick_device
 from crossdiff_core.diffusion import GaussianDiffusion, make_schedule
 from crossdiff_core.nets.unet import ConditionalUNet, save_unet
 from crossdiff_core.train.checkpoint import (
@@ -53,6 +58,13 @@ class PretrainResult:
     diagnostics: dict
     resumed_from: int = 0  # the checkpoint's step training resumed after (0: from scratch)
     restart_reason: str | None = None  # why a checkpoint found was not resumed
+
+    def summary(self) -> dict:
+        """The result as plain data (JSON): branch, folder, steps, final_loss, diagnostics,
+        resumed_from, restart_reason."""
+        return {"branch": self.branch, "folder": str(self.folder), "steps": self.steps,
+                "final_loss": self.final_loss, "diagnostics": self.diagnostics,
+                "resumed_from": self.resumed_from, "restart_reason": self.restart_reason}
 
 
 @dataclass
@@ -217,6 +229,13 @@ def train_branch(
     reason is returned as ``restart_reason``. A non-finite loss stops training with
     FloatingPointError; the last checkpoint written stays as it was.
     """
+    device = pick_device(config.device, what="pretrain.device")
+    with determinism(config.deterministic, device):
+        return _train_branch(config, on_step, resume, restart_on_mismatch)
+
+
+def _train_branch(config: PretrainConfig, on_step: StepCallback | None, resume: bool,
+                  restart_on_mismatch: bool) -> PretrainResult:
     run = _start_run(config, resume, restart_on_mismatch)
     step = _train_steps(run, on_step)
     if step == run.start and run.dist.is_main:
