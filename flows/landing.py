@@ -25,6 +25,12 @@ hidden temporary name in data/landed/ and renamed (``crossdiff_core.atomic``), s
 never sees half a file. An arrival whose name is already in data/landed/ is dropped when it is the
 same content and kept under a new name when it is not.
 
+On a Dask cluster (``CROSSDIFF_DASK_ADDRESS=tcp://scheduler:8786`` in the environment of the
+flow run: ``flows.runners.on_dask_cluster``), the checks of a round's arrivals run at once on the
+cluster's workers (``check_arrival_task``, absolute paths), and so does ``dvc repro``; landing
+and rejecting stay in the flow, in arrival order. Without it, everything runs in this process,
+one arrival after another.
+
 One landing run at a time: the deployment has a concurrency limit of 1 (prefect.yaml, ``crossdiff
 serve``), and the flow holds the project's schedule lock (``tasks.dvc.schedule_lock``) while it
 checks, moves and reproduces; a run that finds it held returns at once and the arrivals wait for
@@ -41,7 +47,8 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 
 from crossdiff_core.atomic import atomic_folder, atomic_write
 from crossdiff_core.config import ConfigError, IngestParams
@@ -54,6 +61,7 @@ from crossdiff_core.ingest import (
 )
 from crossdiff_core.io.store import read_store_attrs
 from flows.params import load_config
+from flows.runners import on_dask_cluster, run_each
 from tasks.dvc import dvc_repro_task, schedule_lock
 
 REJECTED = "rejected"
@@ -154,15 +162,13 @@ def reject(arrival: Path, landing: Path, error: BaseException) -> Path:
     return target
 
 
-def check_delivery(arrival: Path, config: IngestParams, scratch: Path,
-                   claimed: dict[Path, str] | None = None) -> list[Path]:
+def ingest_to_scratch(arrival: Path, config: IngestParams, scratch: Path) -> dict[Path, str]:
     """Ingest ``arrival`` into the empty folder ``scratch`` exactly as the ingest stage will
     (``ingest.sensor``, ``ingest.chunk_size``), so any input the stage would refuse raises here
-    (an ``IngestError`` naming the file, or the OSError of an unreadable one). Also refused: a
-    scene whose store in ``ingest.out`` (or in ``claimed``: store path -> source sha256 of the
-    arrivals accepted before in this run) comes from another source. Returns the store paths the
-    delivery will have in ``ingest.out``, added to ``claimed``; ``scratch`` is emptied."""
-    claimed = {} if claimed is None else claimed
+    (an ``IngestError`` naming the file, or the OSError of an unreadable one). Returns store
+    path in ``ingest.out`` -> source sha256 for each store the delivery gives; ``scratch`` is
+    removed. The heavy part of a check, run as a task (on a Dask cluster's workers when the
+    flow has one: see ``check_arrival_task``)."""
     try:
         result = ingest_source(arrival, scratch, sensor=config.sensor,
                                chunk_size=config.chunk_size, scheduler="threads")
@@ -172,6 +178,14 @@ def check_delivery(arrival: Path, config: IngestParams, scratch: Path,
             stores[Path(config.out) / store.relative_to(scratch)] = digest
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    return stores
+
+
+def check_claims(arrival: Path, config: IngestParams, stores: dict[Path, str],
+                 claimed: dict[Path, str]) -> list[Path]:
+    """Refuse (``RejectedDelivery``) a scene whose store in ``ingest.out`` (or in ``claimed``:
+    store path -> source sha256 of the arrivals accepted before in this run) comes from another
+    source; otherwise add ``stores`` to ``claimed`` and return their paths."""
     try:
         known = ({path.resolve() for path in find_ingested(config.out, next(iter(stores.values())))}
                  if stores else set())
@@ -189,6 +203,28 @@ def check_delivery(arrival: Path, config: IngestParams, scratch: Path,
             "under another scene id, or replace the store with `crossdiff ingest SOURCE --force`")
     claimed.update(stores)
     return list(stores)
+
+
+def check_delivery(arrival: Path, config: IngestParams, scratch: Path,
+                   claimed: dict[Path, str] | None = None) -> list[Path]:
+    """``ingest_to_scratch`` then ``check_claims``: raises for a delivery the ingest stage would
+    refuse or whose scene another source holds. Returns the store paths the delivery will have
+    in ``ingest.out``, added to ``claimed``; ``scratch`` is emptied."""
+    claimed = {} if claimed is None else claimed
+    return check_claims(arrival, config, ingest_to_scratch(arrival, config, scratch), claimed)
+
+
+@task(name="check-arrival", cache_policy=NO_CACHE)
+def check_arrival_task(arrival: str, config: IngestParams,
+                       scratch: str) -> tuple[dict[Path, str] | None, Exception | None]:
+    """``ingest_to_scratch`` of one arrival (absolute paths: the task may run on another
+    process or machine that sees the same files); returns (the stores, None) or (None, the
+    error it raised), judged by the flow: a bad delivery is rejected, a machine error fails the
+    run."""
+    try:
+        return ingest_to_scratch(Path(arrival), config, Path(scratch)), None
+    except Exception as error:
+        return None, error
 
 
 def _not_the_delivery(error: BaseException) -> bool:
@@ -209,9 +245,11 @@ class LandingRound:
 
 def land_arrivals(landing: Path, config: IngestParams,
                   logger: logging.Logger | logging.LoggerAdapter | None = None) -> LandingRound:
-    """Check each complete arrival in ``landing`` (check_delivery), then land it in
-    ``config.landed`` or reject it (reject); the caller holds the schedule lock. Scratch folders
-    left by a killed run are removed first."""
+    """Check each complete arrival in ``landing`` (the scratch ingests through ``run_each``:
+    one after another in this process, all at once on a Dask cluster's workers when the flow
+    runs on one), then, in arrival order, land it in ``config.landed`` or reject it (reject);
+    the caller holds the schedule lock. Scratch folders left by a killed run are removed
+    first."""
     logger = logger or logging.getLogger(__name__)
     landing = Path(landing)
     done = LandingRound()
@@ -219,17 +257,25 @@ def land_arrivals(landing: Path, config: IngestParams,
         return done
     for stale in landing.glob(f"{SCRATCH_PREFIX}*"):
         shutil.rmtree(stale, ignore_errors=True)
-    claimed: dict[Path, str] = {}
+    arrivals = []
     for arrival in landing_candidates(landing):
         if already_landed(arrival, Path(config.landed)):  # nothing to check: drop it
             _remove(arrival)
             logger.info("already landed: %s (same content; removed from %s)", arrival.name,
                         landing)
             done.dropped.append(arrival)
-            continue
-        scratch = landing / f"{SCRATCH_PREFIX}{uuid.uuid4().hex[:12]}"
+        else:
+            arrivals.append(arrival)
+    checks = run_each(check_arrival_task, [
+        (str(arrival.resolve()), config,
+         str((landing / f"{SCRATCH_PREFIX}{uuid.uuid4().hex[:12]}").resolve()))
+        for arrival in arrivals])
+    claimed: dict[Path, str] = {}
+    for arrival, (stores, failure) in zip(arrivals, checks, strict=True):
         try:
-            check_delivery(arrival, config, scratch, claimed)
+            if failure is not None:
+                raise failure
+            check_claims(arrival, config, stores, claimed)
         except Exception as error:
             if _not_the_delivery(error):
                 raise
@@ -275,8 +321,14 @@ def landing_flow(landing: str = "data/landing", config: IngestParams | None = No
                            Path(landing) / REJECTED, REASON_SUFFIX)
         moved = [str(path) for path in done.landed]
         if moved and repro:
-            dvc_repro_task()
+            # Submitted: on a Dask cluster a worker runs it (in this project folder, by path).
+            dvc_repro_task.submit(project=str(Path.cwd())).result()
     return moved
+
+
+# The deployment's entrypoint: on the Dask cluster at $CROSSDIFF_DASK_ADDRESS (read when the
+# flow run imports this module) when it is set; in this process otherwise.
+landing_flow = on_dask_cluster(landing_flow)
 
 
 if __name__ == "__main__":
