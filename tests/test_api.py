@@ -113,3 +113,29 @@ def test_clear_errors_for_registry_addresses_and_other_folders(scene_and_model, 
         cd.load_model(tmp_path)
     with pytest.raises(ValueError, match="unknown baseline 'no_such_method'"):
         cd.evaluate(store, ["no_such_method"])
+
+
+def test_a_scene_with_nodata_pansharpens_to_zarr_and_memory(tmp_path):
+    """Region writes of a Zarr output must not repeat the template's _FillValue (they failed on
+    every scene with a nodata value, e.g. every Landsat scene)."""
+    import hashlib
+
+    from crossdiff_core.io.store import scene_attributes, write_scene_store
+    from crossdiff_core.sensors import get_sensor
+    from crossdiff_core.synthetic import synthetic_scene_arrays
+
+    sensor = get_sensor("QuickBird")
+    pan, ms = synthetic_scene_arrays(sensor, (32, 32), 5, True)
+    pan[:8, :8] = 0
+    attrs = scene_attributes(
+        sensor, scene_id="holes", scale_max=float(sensor.max_dn), nodata=0,
+        crs=pan.rio.crs.to_wkt(), source_name="synthetic",
+        source_sha256=hashlib.sha256(pan.values.tobytes()).hexdigest(),
+        alignment={"rule": "none", "reason": "generated on nested grids"})
+    store = write_scene_store(pan, ms, attrs, tmp_path / "zarr", chunk_size=128)
+    fused = cd.pansharpen(store, "mtf_glp_hpm")
+    assert (fused.values[:, :8, :8] == 0).all()
+    assert (fused.values[:, 16:, 16:] > 0).all()
+    written = cd.pansharpen(store, "mtf_glp_hpm", out=tmp_path / "fused.zarr")
+    with xr.open_zarr(written, mask_and_scale=False) as dataset:
+        assert np.array_equal(dataset["fused"].values, fused.values)

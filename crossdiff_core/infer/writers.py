@@ -494,6 +494,7 @@ class ZarrWriter:
         # Whole chunk rows (the last one may be short), as region writes require.
         region = slice(first, first + rows.shape[1])
         piece = self.template.isel(y=region).copy(data=rows)
+        piece.attrs = {}  # written with the template; _FillValue again would clash with encoding
         piece = piece.drop_vars([c for c in piece.coords if c not in ("band", "y", "x")])
         piece.to_dataset().to_zarr(
             self.path, region={"band": slice(None), "y": region, "x": slice(None)}
