@@ -501,11 +501,12 @@ def _ingest_source(source: Source, out_dir: str | Path, sensor: str | None, chun
 
 def _write_items(stores: Sequence[Path], source: Source, missing_only: bool = False) -> None:
     """Write the STAC Item beside each of ``stores`` (``crossdiff_core.stac.write_store_item``);
-    with ``missing_only``, only where there is none yet (stores written before Items existed)."""
-    from crossdiff_core.stac import store_item_path, write_store_item
+    with ``missing_only``, only where there is none or it describes an earlier store (stores
+    written before Items existed, a run killed between a store and its Item)."""
+    from crossdiff_core.stac import store_item_is_current, write_store_item
 
     for store in stores:
-        if not (missing_only and store_item_path(store).exists()):
+        if not (missing_only and store_item_is_current(store)):
             write_store_item(store, sources=_link_sources(source))
 
 

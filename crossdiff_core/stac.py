@@ -421,6 +421,22 @@ def store_item(store_path: str | Path, sources: Sequence[str | Path] | None = No
     return item
 
 
+def store_item_is_current(store_path: str | Path) -> bool:
+    """Whether the store's Item exists and describes the store as it is (same source sha256 and
+    software version): False after a run killed between replacing a store and its Item."""
+    from crossdiff_core.io.store import read_store_attrs
+
+    try:
+        data = json.loads(store_item_path(store_path).read_text())
+        attrs = read_store_attrs(store_path)
+    except (OSError, ValueError):
+        return False
+    props = data.get("properties") or {}
+    return (props.get("crossdiff:source_sha256") == attrs.get("source_sha256")
+            and (props.get("processing:software") or {}).get("crossdiff")
+            == attrs.get("software_version"))
+
+
 def write_store_item(store_path: str | Path,
                      sources: Sequence[str | Path] | None = None) -> Path:
     """Write the STAC Item of the store at ``store_path`` beside it (``<scene>.zarr.stac.json``),

@@ -132,10 +132,17 @@ def test_sidecar_is_no_store_and_leaves_verify_and_force_alone(tmp_path):
     item = store_item_path(result.store)
     assert find_scene_stores(out) == [result.store]  # the Item is not taken for a store
     assert verify_store(result.store).ok
-    # A store ingested before Items existed gets one when its source is skipped.
+    # A store ingested before Items existed gets one when its source is skipped, and so does
+    # one whose Item describes an earlier store (a run killed between the two).
     item.unlink()
     again = ingest_source((pan, ms), out, sensor="QB", chunk_size=8)
     assert again.skipped and item.is_file()
+    data = json.loads(item.read_text())
+    item.write_text(json.dumps({**data, "properties": {
+        **data["properties"], "crossdiff:source_sha256": "0" * 64}}))
+    assert ingest_source((pan, ms), out, sensor="QB", chunk_size=8).skipped
+    rewritten = json.loads(item.read_text())["properties"]["crossdiff:source_sha256"]
+    assert rewritten == data["properties"]["crossdiff:source_sha256"] != "0" * 64
     # --force rewrites store and Item; the killed writer's temporary Item is swept.
     stale = item.with_name(f".{item.name}.p999999h{owner_tag()[-6:]}-0123abcd.tmp")
     stale.write_text("{")
