@@ -44,6 +44,8 @@ from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types import Schema, TensorSpec
 
+from crossdiff_core.infer.provenance import folder_sha256
+
 # The code's own folder, for its git commit only: the store never lives there.
 CODE_DIR = Path(__file__).resolve().parent
 STORE_NAME = "mlflow.db"
@@ -328,18 +330,6 @@ def register_encoders(extractor_dir: Path, model_name: str, sensor: str) -> str:
                           *encoders_example(extractor_dir))
     configure().set_registered_model_alias(registered, CHAMPION, version)
     return version
-
-
-def folder_sha256(folder: str | Path) -> str:
-    """sha256 over a folder's sorted relative file names and contents (what a model is)."""
-    folder = Path(folder)
-    digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 22), b""):
-                digest.update(block)
-    return digest.hexdigest()
 
 
 def register_candidate(pansharpener_dir: Path, model_name: str, sensor: str) -> str:
