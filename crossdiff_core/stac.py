@@ -239,7 +239,9 @@ def _footprint(crs, transform, shape: tuple[int, int]) -> tuple[list[float], dic
     ys = [transform.d * col + transform.e * row + transform.f for col, row in ring]
     lon, lat = warp_points(crs, "EPSG:4326", xs, ys)
     coords = [[round(x, 9), round(y, 9)] for x, y in zip(lon, lat, strict=True)]
-    coords.append(coords[0])
+    # North-up grids go clockwise around the ring above; GeoJSON's exterior rings run
+    # counter-clockwise (RFC 7946): from the top-left corner down the left edge.
+    coords = [coords[0], *reversed(coords[1:]), coords[0]]
     bbox = [min(lon), min(lat), max(lon), max(lat)]
     return [round(v, 9) for v in bbox], {"type": "Polygon", "coordinates": [coords]}
 

@@ -94,6 +94,10 @@ def test_every_ingested_store_gets_a_valid_item_beside_it(store, validate):
     np.testing.assert_allclose(data["bbox"], [min(lon), min(lat), max(lon), max(lat)],
                                atol=1e-8)
     assert data["geometry"]["type"] == "Polygon"
+    ring = np.array(data["geometry"]["coordinates"][0])
+    assert (ring[0] == ring[-1]).all() and len(ring) == 9
+    x, y = ring[:, 0], ring[:, 1]
+    assert np.sum(x[:-1] * y[1:] - x[1:] * y[:-1]) > 0  # counter-clockwise (RFC 7946)
     ms_asset = data["assets"]["ms"]
     assert ms_asset["href"] == f"./{store.name}/ms" and ms_asset["type"] == "application/vnd+zarr"
     assert [b["common_name"] for b in ms_asset["eo:bands"]] == ["blue", "green", "red", "nir"]
