@@ -191,12 +191,15 @@ def _check_exists(source: Source) -> None:
 
 
 def _pair_scene_id(pan: Path | str, ms: Path | str) -> str:
-    """The stems' common prefix (``scene_P`` + ``scene_MS`` -> ``scene``) or the PAN's folder."""
+    """The stems' common prefix (``scene_P`` + ``scene_MS`` -> ``scene``), else the PAN's folder
+    (the last path component before the file, for a URL), else the PAN's stem (a URL at the root
+    of its server)."""
     stems = [Path(file_name(p)).stem for p in (pan, ms)]
     prefix = os.path.commonprefix(stems).rstrip("_-. ")
     if len(prefix) >= 3:
         return prefix
-    return remote_parent_name(pan) if is_remote(pan) else Path(pan).resolve().parent.name
+    folder = remote_parent_name(pan) if is_remote(pan) else Path(pan).resolve().parent.name
+    return folder or stems[0]
 
 
 def source_uris(source: Source) -> list[str]:

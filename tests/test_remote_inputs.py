@@ -124,6 +124,8 @@ def test_cloud_urls_become_gdal_paths():
     assert not remote.is_remote(Path("s3:/b/k.tif")) and not remote.is_remote("data/k.tif")
     pair = ("s3://bucket/x/scene_P.tif", "s3://bucket/x/scene_MS.tif?X-Amz-Signature=abc")
     assert _pair_scene_id(*pair) == "scene"
+    assert _pair_scene_id("https://h/b8.tif", "https://h/mul.tif") == "b8"  # at the root
+    assert _pair_scene_id("https://h/d/p.tif", "https://h/d/m.tif") == "d"
     assert source_uris(pair) == ["s3://bucket/x/scene_P.tif", "s3://bucket/x/scene_MS.tif"]
     label = _label(pair)
     assert label == "s3://bucket/x/scene_P.tif + s3://bucket/x/scene_MS.tif"
