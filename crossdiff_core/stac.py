@@ -546,10 +546,15 @@ def output_item(out_path: str | Path, provenance: Mapping[str, Any] | None = Non
                         if model and model != method else "")
     names = ", ".join(str(k) for k in inputs) or "its inputs"
     clipped = provenance.get("clipped_pixels")
+    policy = (provenance.get("parameters") or {}).get("clip")
+    to_range = {"dtype": "the range of the MS's dtype",
+                "input": "each band's range in the input MS"}.get(policy)
+    clip_note = ("; not clipped" if policy == "none" else
+                 f"; {clipped} pixels clipped to {to_range or 'the valid range'}"
+                 if clipped is not None else "")
     _with_processing(item, (
         f"Pansharpened by {by} from {names}: the MS fused with the PAN on the PAN grid, in the "
-        f"MS's DN dtype and nodata" + (f"; {clipped} pixels clipped to the dtype's range"
-                                       if clipped is not None else "") + "."
+        f"MS's DN dtype and nodata" + clip_note + "."
     ), provenance.get("software_version"))
     folder = out.parent
     for name, entry in inputs.items():

@@ -215,6 +215,9 @@ def _visible_stores(out: Path) -> tuple[list[Path], list[str]]:
         for entry in sensor.iterdir():
             if entry.name.startswith("."):
                 continue
+            if entry.name.endswith(".zarr.stac.json") and entry.with_suffix("").with_suffix(
+                    "").is_dir():
+                continue  # the STAC Item beside its store (a store without one is found below)
             (stores if entry.suffix == ".zarr" and entry.is_dir() else strays).append(entry)
     return stores, [str(s) for s in strays]
 
