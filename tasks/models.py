@@ -39,7 +39,7 @@ def local_model(model: str | Path) -> Iterator[str]:
 
 def fuse_store(model: str, scene: str | Path, out: str | Path, config: PansharpenParams,
                overwrite: bool = False, progress: bool = True,
-               inputs: dict[str, dict] | None = None) -> Path:
+               inputs: dict[str, dict] | None = None, scheduler: str | None = None) -> Path:
     """Fuse the scene store ``scene`` with ``model`` (a local pansharpener folder or a baseline
     name: see ``local_model``) into ``out`` with the tiling, format, clip policy, creation
     options and device of ``config``; returns ``out``.
@@ -51,6 +51,10 @@ def fuse_store(model: str, scene: str | Path, out: str | Path, config: Pansharpe
     ``inputs`` the caller fused (e.g. the PAN and MS files; default: the scene store and the
     sha256 of its source), the software version, the settings and the clip count. A STAC Item
     describing it is written beside it (``crossdiff_core.stac.write_output_item``).
+
+    ``scheduler``: None fuses in this process; a dask.distributed address (``tcp://host:8786``)
+    or ``local:N[:MEMORY]`` (a LocalCluster started for the call) fuses on the cluster's workers
+    (``crossdiff_core.infer.distributed``), which gives the same file bit for bit.
     """
     from crossdiff_core.infer import load_fuser, pansharpen_scene
     from crossdiff_core.infer.fusers import ModelFuser
@@ -71,11 +75,21 @@ def fuse_store(model: str, scene: str | Path, out: str | Path, config: Pansharpe
         provenance["parameters"] = {"device": fuser.device}
     else:
         provenance["method"] = str(model).strip().lower().replace("-", "_")
-    written = pansharpen_scene(opened, fuser, out, fmt=config.format, tile=config.tile,
-                               blend=config.blend, batch_size=config.batch_size,
-                               overwrite=overwrite, progress=progress, clip=config.clip,
-                               creation_options=config.creation_options or None,
-                               provenance=provenance)
+    output = {"clip": config.clip, "creation_options": config.creation_options or None,
+              "provenance": provenance}
+    if scheduler is None:
+        written = pansharpen_scene(opened, fuser, out, fmt=config.format, tile=config.tile,
+                                   blend=config.blend, batch_size=config.batch_size,
+                                   overwrite=overwrite, progress=progress, **output)
+    else:
+        from crossdiff_core.infer.distributed import pansharpen_scene_distributed
+        from crossdiff_core.io.scheduler import cluster_client
+
+        with cluster_client(scheduler) as client:
+            written = pansharpen_scene_distributed(
+                scene, model, out, client, fmt=config.format, tile=config.tile,
+                blend=config.blend, batch_size=config.batch_size,
+                device=getattr(fuser, "device", "cpu"), overwrite=overwrite, **output)
     # The Item says what the file says: the record as written, with its clip count.
     write_output_item(written, read_provenance(written))
     return written

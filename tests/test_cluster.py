@@ -189,3 +189,26 @@ def test_ingest_on_the_cluster_writes_the_same_store(client, tmp_path):
     with rasterio.open(cluster) as dataset:
         assert dataset.nodata == 0
         assert (dataset.read() == 0).sum() > 80 * 120 * 4
+
+
+def test_the_command_fuses_on_a_cluster_into_the_same_file(scene, client, tmp_path):
+    """`crossdiff pansharpen --scheduler ADDRESS` gives the bytes of the in-process command."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    runner = CliRunner()
+    common = ["pansharpen", "--scene", str(scene["store"]), "--model", "mtf_glp_hpm", "-q"]
+    here = runner.invoke(app, [*common, str(tmp_path / "here.tif")])
+    assert here.exit_code == 0, here.output
+    def transitions() -> int:
+        return client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.transition_counter)
+
+    before = transitions()
+    there = runner.invoke(app, [*common, str(tmp_path / "there.tif"), "--scheduler",
+                                client.scheduler.address])
+    assert there.exit_code == 0, there.output
+    assert transitions() > before  # the workers did the fusing
+    assert (tmp_path / "here.tif").read_bytes() == (tmp_path / "there.tif").read_bytes()
+    refused = runner.invoke(app, [*common, str(tmp_path / "x.tif"), "--scheduler", "threads"])
+    assert refused.exit_code == 2 and "no cluster" in refused.output

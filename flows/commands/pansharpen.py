@@ -132,6 +132,10 @@ def pansharpen(
     device: Annotated[str | None, typer.Option(
         help="auto, cpu or cuda (default: pansharpen.device).")] = None,
     threads: Threads = None,
+    scheduler: Annotated[str | None, typer.Option(
+        help="Fuse on a Dask cluster: a scheduler address (tcp://host:8786) or local:N[:MEMORY] "
+        "(N one-thread workers started for this command, e.g. local:2:1GiB); the same file bit "
+        "for bit. Default: in this process.", show_default=False)] = None,
     quiet: Quiet = False,
     verbose: Verbose = False,
     params: ParamsFile = DEFAULT_PARAMS,
@@ -163,6 +167,16 @@ def pansharpen(
         chosen = output_format(out, fmt and fmt.value)
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="OUT") from None
+    if scheduler is not None:
+        from crossdiff_core.io.scheduler import is_distributed
+
+        try:
+            cluster = is_distributed(scheduler)
+        except ValueError:
+            cluster = False
+        if not cluster:
+            raise typer.BadParameter(f"{scheduler!r} is no cluster: give tcp://host:8786 or "
+                                     "local:N[:MEMORY]", param_hint="--scheduler")
     options = creation_options(co)
     if options and chosen != "cog":
         raise typer.BadParameter("--co applies to COG outputs (.tif), not to Zarr",
@@ -190,7 +204,7 @@ def pansharpen(
             # strings go unchanged: URLs stay URLs.
             store = ingest_source((pan, ms), scratch, sensor=sensor).store
         path = fuse_store(local, store, out_path, config, overwrite=overwrite,
-                          progress=level > QUIET, inputs=inputs)
+                          progress=level > QUIET, inputs=inputs, scheduler=scheduler)
     if level > QUIET:
         record = read_provenance(path)
         console = Console(soft_wrap=True, highlight=False)
