@@ -286,6 +286,9 @@ def _start_run(config: PretrainConfig, resume: bool, restart_on_mismatch: bool =
                            normalisation=config.normalisation)
 
     torch.manual_seed(config.seed)
+    # NumPy's global generator draws nothing here, but the checkpoint keeps its state: seeded, a
+    # checkpoint is the same bytes in every run (unseeded it came from the OS entropy pool).
+    np.random.seed(config.seed)
     model = build_unet(config, dataset.n_bands).to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
