@@ -60,9 +60,11 @@ def _worker(request: Path, result: Path) -> None:
 
 
 def pretrain_scaling(processes: tuple[int, ...] = (1, 2), steps: int = 12, device: str = "cpu",
-                     settings: dict | None = None) -> list[dict]:
-    """Train P2M under torchrun with each number of ``processes`` (same global batch); returns
-    one row per number: processes, samples_per_s, step_s, wall_s (launch included), speedup."""
+                     settings: dict | None = None, threads: int | None = None) -> list[dict]:
+    """Train P2M under torchrun with each number of ``processes`` (same global batch), each
+    process on ``threads`` intra-op threads (None: an equal share of the cores, as the pipeline
+    does); returns one row per number: processes, threads, samples_per_s, step_s, wall_s (launch
+    included), speedup (over the first row)."""
     from crossdiff_core.train.launch import torchrun_command, worker_environment
 
     settings = {**SMALL, **(settings or {})}
@@ -76,27 +78,36 @@ def pretrain_scaling(processes: tuple[int, ...] = (1, 2), steps: int = 12, devic
                 **settings, "scenes": [scenes], "out": str(root / f"out-{count}"),
                 "steps": steps + WARM_UP, "checkpoint_every": steps + WARM_UP, "device": device,
             }))
+            env = worker_environment(count)
+            if threads is not None:
+                env["OMP_NUM_THREADS"] = str(threads)
             started = time.perf_counter()
             subprocess.run(torchrun_command("benchmarks.pretrain_scaling", count,
                                             ["--worker", str(request), str(result)]),
-                           env=worker_environment(count), check=True,
-                           cwd=Path(__file__).resolve().parents[1])
+                           env=env, check=True, cwd=Path(__file__).resolve().parents[1])
             wall = time.perf_counter() - started
             step_s = statistics.mean(json.loads(result.read_text())["step_s"][WARM_UP:])
-            rows.append({"processes": count, "samples_per_s": settings["batch_size"] / step_s,
-                         "step_s": step_s, "wall_s": wall})
+            rows.append({"processes": count, "threads": int(env["OMP_NUM_THREADS"]),
+                         "samples_per_s": settings["batch_size"] / step_s, "step_s": step_s,
+                         "wall_s": wall})
     for row in rows:
         row["speedup"] = row["samples_per_s"] / rows[0]["samples_per_s"]
     return rows
 
 
-def determinism_cost(steps: int = 12, repeats: int = 2, settings: dict | None = None) -> dict:
+def determinism_cost(steps: int = 12, repeats: int = 2, settings: dict | None = None,
+                     threads: int | None = None) -> dict:
     """Seconds to train both branches one after the other (deterministic) and at once in two
-    threads (not), best of ``repeats`` interleaved runs each."""
+    threads (not), best of ``repeats`` interleaved runs each, on ``threads`` intra-op threads
+    (None: torch's default)."""
+    import torch
+
     from crossdiff_core.config import PretrainParams
     from crossdiff_core.train.pretrain import train_branch
 
     settings = {**SMALL, **(settings or {})}
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads or before)
     timings: dict[str, list[float]] = {"one after the other": [], "at once (threads)": []}
     with tempfile.TemporaryDirectory(prefix="bench-pretrain-determinism-") as folder:
         root = Path(folder)
@@ -119,6 +130,7 @@ def determinism_cost(steps: int = 12, repeats: int = 2, settings: dict | None = 
                     for thread in threads:
                         thread.join()
                 timings[mode].append(time.perf_counter() - started)
+    torch.set_num_threads(before)
     return {mode: min(seconds) for mode, seconds in timings.items()}
 
 
@@ -127,6 +139,9 @@ def main() -> None:
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--steps", type=int, default=12, help="timed steps per run")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, nargs="+", default=[0],
+                        help="intra-op threads per process, one table row each (0: an equal "
+                             "share of the cores, as the pipeline sets)")
     parser.add_argument("--skip-determinism", action="store_true")
     parser.add_argument("--worker", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -135,18 +150,24 @@ def main() -> None:
         return
     print(f"machine: {os.cpu_count()} cores; P2M, PAN patch {SMALL['pan_patch']}, global batch "
           f"{SMALL['batch_size']}, UNet {SMALL['channels']}, {args.steps} timed steps")
-    rows = pretrain_scaling(tuple(args.processes), args.steps, args.device)
-    print(f"\n{'processes':>9s} {'samples/s':>10s} {'s/step':>8s} {'x 1 proc':>9s} "
-          f"{'wall s':>7s}")
+    rows = [row for threads in args.threads
+            for row in pretrain_scaling(tuple(args.processes), args.steps, args.device,
+                                        threads=threads or None)]
+    print(f"\n{'processes':>9s} {'threads':>8s} {'samples/s':>10s} {'s/step':>8s} "
+          f"{'x first':>8s} {'wall s':>7s}")
     for row in rows:
-        print(f"{row['processes']:9d} {row['samples_per_s']:10.1f} {row['step_s']:8.3f} "
-              f"{row['speedup']:9.2f} {row['wall_s']:7.1f}")
+        print(f"{row['processes']:9d} {row['threads']:8d} {row['samples_per_s']:10.1f} "
+              f"{row['step_s']:8.3f} {row['samples_per_s'] / rows[0]['samples_per_s']:8.2f} "
+              f"{row['wall_s']:7.1f}")
     if not args.skip_determinism and args.device == "cpu":
-        cost = determinism_cost(args.steps)
-        base = cost["one after the other"]
-        print(f"\n{'both branches, this process':30s} {'seconds':>8s} {'x deterministic':>16s}")
-        for mode, seconds in cost.items():
-            print(f"{mode:30s} {seconds:8.1f} {seconds / base:16.2f}")
+        print(f"\n{'both branches, this process':30s} {'threads':>8s} {'seconds':>8s} "
+              f"{'x deterministic':>16s}")
+        for threads in args.threads:
+            cost = determinism_cost(args.steps, threads=threads or None)
+            base = cost["one after the other"]
+            for mode, seconds in cost.items():
+                print(f"{mode:30s} {threads or 'default':>8} {seconds:8.1f} "
+                      f"{seconds / base:16.2f}")
 
 
 if __name__ == "__main__":

@@ -111,14 +111,18 @@ def test_checkpoints_of_equal_states_are_equal_bytes_whatever_the_file_name(tmp_
 
 
 def test_determinism_switches_deterministic_kernels_on_and_restores_them():
+    import torch.utils.deterministic as settings
+
     from crossdiff_core.device import determinism
 
-    before = torch.are_deterministic_algorithms_enabled()
+    before = torch.are_deterministic_algorithms_enabled(), settings.fill_uninitialized_memory
     with determinism(True, torch.device("cpu")):
         assert torch.are_deterministic_algorithms_enabled()
-    assert torch.are_deterministic_algorithms_enabled() == before
+        assert not settings.fill_uninitialized_memory  # a cost, and no result changes with it
+    assert (torch.are_deterministic_algorithms_enabled(),
+            settings.fill_uninitialized_memory) == before
     with determinism(False, torch.device("cpu")):
-        assert torch.are_deterministic_algorithms_enabled() == before
+        assert torch.are_deterministic_algorithms_enabled() == before[0]
 
 
 # --- The pipeline: two `dvc repro` in two fresh copies ------------------------------------------
