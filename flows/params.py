@@ -195,6 +195,8 @@ NO_RERUN: dict[str, dict[str, str]] = {
                      "within float rounding (1e-4), like another device",
         "deterministic": "whether the same training is repeatable bit for bit, not what it "
                          "trains",
+        "threads": "how many cores compute the same training: the same weights within float "
+                   "rounding, like another device",
     },
     "adapt": {"device": "where the same training runs"},
     "tracking": {

@@ -43,7 +43,7 @@ from flows.runners import run_each
 from tasks.pretrain import pretrain_branch_task, pretrain_processes_task
 
 # Settings of the whole run, not of one branch: per-branch overrides of them are refused.
-RUN_SETTINGS = ("processes", "deterministic")
+RUN_SETTINGS = ("processes", "deterministic", "threads")
 
 
 def _prefixed(branch: str, on_step: Callable[[int, dict], None] | None):

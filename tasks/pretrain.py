@@ -43,8 +43,18 @@ def pretrain_processes_task(config: PretrainParams, branches: tuple[str, ...],
         request, results = Path(folder) / "request.json", Path(folder) / "results.json"
         run_torchrun(WORKER_MODULE, config.processes,
                      worker_arguments(config, branches, restart_on_mismatch, request, results),
-                     what=f"pretraining {', '.join(branches)}")
+                     env=worker_threads(config.threads), what=f"pretraining {', '.join(branches)}")
         return json.loads(results.read_text())
+
+
+def worker_threads(threads: int) -> dict[str, str] | None:
+    """The workers' environment when ``pretrain.threads`` pins their thread count (None: this
+    process's, the launcher then gives each worker an equal share of the cores)."""
+    if not threads:
+        return None
+    import os
+
+    return {**os.environ, "OMP_NUM_THREADS": str(threads)}
 
 
 def worker_arguments(config: PretrainParams, branches: tuple[str, ...], restart_on_mismatch: bool,

@@ -163,3 +163,15 @@ def test_two_repros_in_two_fresh_copies_give_identical_outputs(tmp_path_factory,
         else:
             details[path] = [path]
     assert not differing, f"outputs that differ between two identical repros: {details}"
+
+
+def test_pretrain_threads_pins_the_thread_count_during_training_only(scenes, tmp_path):
+    from crossdiff_core.train.config import PretrainConfig
+    from crossdiff_core.train.pretrain import train_branch
+
+    before = torch.get_num_threads()
+    seen = []
+    config = PretrainConfig(branch="p2m", scenes=scenes, out=str(tmp_path),
+                            **{**TINY, "steps": 1, "threads": 1})
+    train_branch(config, on_step=lambda step, metrics: seen.append(torch.get_num_threads()))
+    assert seen == [1] and torch.get_num_threads() == before

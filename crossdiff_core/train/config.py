@@ -13,8 +13,8 @@ BRANCHES = ("p2m", "m2p")
 LR_SCHEDULES = ("cosine", "constant")
 
 # Settings that change what a run computes; a checkpoint is only resumed when they all match.
-# (steps, checkpoint_every, num_workers, device, processes, deterministic, out, scenes and the
-# diagnostics may change.)
+# (steps, checkpoint_every, num_workers, device, processes, deterministic, threads, out, scenes
+# and the diagnostics may change.)
 RESUME_KEYS = (
     "branch", "seed", "pan_patch", "batch_size", "lr", "weight_decay", "grad_clip", "ema_decay",
     "channels", "schedule", "timesteps", "cond_drop_prob", "train_t_max", "normalisation",
@@ -56,6 +56,10 @@ class PretrainSettings:
     # kernels). False: both branches at once in threads of one process and cuDNN autotuning,
     # faster where cores are idle, but the weights then differ slightly from run to run.
     deterministic: bool = True
+    # Intra-op threads of each training process (0: torch's default, this machine's cores; under
+    # torchrun an equal share of them). CPU results depend on it in the last bits: pin it to get
+    # the same bits on machines with other core counts.
+    threads: int = 0
 
     def __post_init__(self) -> None:
         if isinstance(self.scenes, str):
@@ -86,6 +90,8 @@ class PretrainSettings:
             raise ValueError(
                 f"pretrain.normalisation {self.normalisation!r}: use one of {NORMALISATIONS}"
             )
+        if self.threads < 0:
+            raise ValueError(f"pretrain.threads must be >= 0 (0: the default), got {self.threads}")
         if self.batch_size % self.processes:
             raise ValueError(
                 f"pretrain.batch_size {self.batch_size} must be divisible by pretrain.processes "

@@ -230,8 +230,14 @@ def train_branch(
     FloatingPointError; the last checkpoint written stays as it was.
     """
     device = pick_device(config.device, what="pretrain.device")
-    with determinism(config.deterministic, device):
-        return _train_branch(config, on_step, resume, restart_on_mismatch)
+    threads = torch.get_num_threads()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    try:
+        with determinism(config.deterministic, device):
+            return _train_branch(config, on_step, resume, restart_on_mismatch)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _train_branch(config: PretrainConfig, on_step: StepCallback | None, resume: bool,
