@@ -72,6 +72,7 @@ def pretrained(tmp_path_factory, scenes):
     return folders
 
 
+@pytest.mark.slow  # two fresh Python processes: 30-55 s on a busy 2-core machine
 def test_pretraining_twice_writes_the_same_bytes(pretrained):
     # weights.pt, checkpoint.pt (optimizer, generators), losses.csv, diagnostics.json, quicklook
     _assert_same_files(*pretrained)
@@ -79,6 +80,7 @@ def test_pretraining_twice_writes_the_same_bytes(pretrained):
         _digests(pretrained[0]))
 
 
+@pytest.mark.slow  # two fresh Python processes: 30-55 s on a busy 2-core machine
 def test_freezing_and_adapting_twice_write_the_same_bytes(pretrained, scenes, tmp_path):
     from crossdiff_core.io.store import find_scene_stores
     from crossdiff_core.nets.extractor import load_extractor
