@@ -35,6 +35,10 @@ def pretrain(
     ] = None,
     lr: Annotated[float | None, typer.Option(help="AdamW learning rate.")] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu or cuda.")] = None,
+    processes: Annotated[int | None, typer.Option(
+        help="Training processes (DDP under torchrun, started by this command: one per GPU, or "
+        "CPU processes); the global batch is split across them (default: pretrain.processes)."
+    )] = None,
     branch: Annotated[Branch, typer.Option(
         help="p2m (PAN -> MS), m2p (MS -> PAN) or both.")] = Branch.both,
     params: ParamsFile = DEFAULT_PARAMS,
@@ -47,7 +51,8 @@ def pretrain(
 
     Writes OUT/p2m and OUT/m2p: config.json + weights.pt, checkpoint.pt, losses.csv, etc.
 
-    For several GPUs: `torchrun --standalone --nproc_per_node N -m flows.pretrain`.
+    For several GPUs (or CPU processes): `--processes N` (pretrain.processes) runs the same
+    training under `torchrun --standalone --nproc_per_node N`.
     """
     from rich.console import Console
     from rich.table import Table
@@ -58,7 +63,8 @@ def pretrain(
     console = Console(soft_wrap=True)
     # Options win over the per-branch values of the file too (pretrain.p2m, pretrain.m2p).
     config = cli_config("pretrain", params, scenes=scenes, out=out, steps=steps,
-                        batch_size=batch_size, pan_patch=pan_patch, lr=lr, device=device)
+                        batch_size=batch_size, pan_patch=pan_patch, lr=lr, device=device,
+                        processes=processes)
     branches = ("p2m", "m2p") if branch is Branch.both else (branch.value,)
     stores = find_scene_stores(config.scenes)
     console.print(f"pretraining {', '.join(branches)} on {len(stores)} scene(s) -> {config.out}")
