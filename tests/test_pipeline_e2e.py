@@ -122,8 +122,9 @@ def test_registry_champion_reproduces_the_fused_output(pipeline, monkeypatch):
     name = yaml.safe_load((root / "params.yaml").read_text())["tracking"][
         "pansharpener_model_name"]
     scene = open_scene(find_scene_stores([root / "data" / "zarr"])[0])
-    ms = np.asarray(scene.ms[:, :32, :32].values)
-    pan = np.asarray(scene.pan[: 32 * scene.ratio, : 32 * scene.ratio].values)
+    # The logged signature takes float32 DN (the README's cast); uint16 is refused by MLflow.
+    ms = np.asarray(scene.ms[:, :32, :32].values).astype(np.float32)
+    pan = np.asarray(scene.pan[: 32 * scene.ratio, : 32 * scene.ratio].values).astype(np.float32)
 
     champion = mlflow.pyfunc.load_model(f"models:/{name}@champion")
     fused = champion.predict({"pan": pan, "ms": ms})
