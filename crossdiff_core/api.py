@@ -96,28 +96,20 @@ def pansharpen(
     bounded memory, and returns its path; ``crossdiff pansharpen`` writes the same file.
     """
     from crossdiff_core.infer import load_fuser, pansharpen_scene
+    from crossdiff_core.infer.writers import output_format
 
     _check_not_registry(model)
     opened = scene if isinstance(scene, Scene) else _open_scene(scene)
     fuser = load_fuser(model, opened, device)
     tiling = {"tile": tile, "blend": blend, "batch_size": batch_size, "progress": progress}
     if out is not None:
-        fmt = _format_of(out)
+        fmt = output_format(out)
         return pansharpen_scene(opened, fuser, out, fmt=fmt, overwrite=overwrite, **tiling)
     with tempfile.TemporaryDirectory(prefix="crossdiff-fused-") as scratch:
         written = pansharpen_scene(opened, fuser, Path(scratch) / "fused.zarr", fmt="zarr",
                                    **tiling)
         with xr.open_zarr(written, decode_coords="all", mask_and_scale=False) as dataset:
             return dataset["fused"].load()
-
-
-def _format_of(out: str | Path) -> str:
-    suffix = Path(out).suffix.lower()
-    if suffix in (".tif", ".tiff"):
-        return "cog"
-    if suffix == ".zarr":
-        return "zarr"
-    raise ValueError(f"{out}: name the output .tif (Cloud-Optimized GeoTIFF) or .zarr (Zarr store)")
 
 
 MethodLike = str | Path | Callable[[np.ndarray, np.ndarray], np.ndarray]

@@ -66,6 +66,15 @@ class FlagCommand(TyperCommand):
 QUIET, NORMAL, VERBOSE = -1, 0, 1
 _LEVEL = {"value": NORMAL}
 _SAVED_ENV: dict[str, str | None] = {}  # the QUIET_ENV variables as the user set them
+
+
+def _restore_env(saved: dict[str, str | None]) -> None:
+    """Put environment variables back as ``saved`` has them (None: unset)."""
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 # Loggers of the orchestration and I/O libraries: silent unless -v (the CLI reports errors).
 NOISY_LOGGERS = ("prefect", "mlflow", "alembic", "urllib3", "distributed", "rasterio",
                  "numexpr", "httpx", "git", "botocore")
@@ -111,11 +120,7 @@ def _apply(level: int) -> None:
             handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
             handler.crossdiff_cli = True
             project.addHandler(handler)
-        for key, value in _SAVED_ENV.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        _restore_env(_SAVED_ENV)
         warnings.resetwarnings()
         return
     for key, value in QUIET_ENV.items():
@@ -192,8 +197,4 @@ def thread_limit(threads: int | None) -> Iterator[None]:
             import torch
 
             torch.set_num_threads(torch_threads)
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        _restore_env(saved)
