@@ -35,8 +35,8 @@ def run_each(task, calls: list[tuple]) -> list:
     from prefect.task_runners import ThreadPoolTaskRunner
 
     context = FlowRunContext.get()
-    if context is None:  # outside a flow run: plain calls
-        return [task(*arguments) for arguments in calls]
+    if context is None:  # outside a flow run: the plain functions (no task runs, no API server)
+        return [task.fn(*arguments) for arguments in calls]
     if isinstance(context.task_runner, ThreadPoolTaskRunner):
         return [task.submit(*arguments).result() for arguments in calls]
     futures = [task.submit(*arguments) for arguments in calls]
