@@ -12,6 +12,7 @@ to report, never to choose.
 
     python benchmarks/quality_ablation.py --crops ikonos_dev l8_dev --variants default bit_depth
     python benchmarks/quality_ablation.py --crops ikonos_dev --set adapt.steps=600 --name steps600
+    python benchmarks/quality_ablation.py --crops ikonos_dev --branches  # which branch pays
 
 Each variant is a list of ``section.key=value`` overrides of params.yaml. Pretraining runs are
 cached by their settings under ``--work`` and shared between variants that only change the head.
@@ -147,24 +148,61 @@ def pretrained_encoders(store: str, params: dict, work: Path) -> Path:
     return freeze_pretrained(folder / "pretrain", [store], frozen, **freeze)
 
 
+# Encoder sets a head can be trained on: both pretrained (CrossDiff), both random twins (the
+# ablation), or one branch pretrained and the other a random twin (which branch pays, --branches).
+ENCODER_SETS = {
+    "crossdiff": (True, True),
+    "crossdiff_random_encoders": (False, False),
+    "crossdiff_p2m_pretrained": (True, False),
+    "crossdiff_m2p_pretrained": (False, True),
+}
+
+
+def hybrid_encoders(store: str, encoders: Path, config, pretrained: tuple[bool, bool]):
+    """The frozen encoders with the branches marked False in ``pretrained`` (P2M, M2P) replaced
+    by their random twin's, calibrated on ``store`` exactly as the ablation calibrates its twin
+    (same patches, seed and normalisation; each UNet's frozen norms depend on its own layers
+    only, so a calibrated branch can be swapped in whole)."""
+    from crossdiff_core.nets.extractor import load_extractor, random_twin
+    from crossdiff_core.train.patches import PatchDataset, calibration_batches
+
+    extractor = load_extractor(encoders)
+    twin = random_twin(extractor, seed=config.seed)
+    dataset = PatchDataset([store], config.pan_patch, seed=config.seed,
+                           normalisation=config.normalisation)
+    twin.calibrate(calibration_batches(dataset, config.calibration_patches))
+    keep_p2m, keep_m2p = pretrained
+    if keep_p2m:
+        twin.p2m = extractor.p2m
+    if keep_m2p:
+        twin.m2p = extractor.m2p
+    return twin
+
+
 def adapted_head(store: str, encoders: Path, params: dict, seed: int, out: Path,
-                 random: bool) -> Path:
-    """The head on ``encoders``, or with ``random`` on their random frozen twins (ablation)."""
+                 method: str = "crossdiff") -> Path:
+    """The head on ``encoders`` for one of ``ENCODER_SETS``: pretrained, their random frozen
+    twins (ablation), or one branch of each."""
     from dataclasses import replace
 
     from crossdiff_core.nets.extractor import load_extractor
     from crossdiff_core.train.adapt import adapt_head
     from flows.params import validate
 
+    pretrained = ENCODER_SETS[method]
     config = replace(validate("adapt", params["adapt"]).run_config(), seed=seed,
-                     random_encoders=random, device="cpu")
-    extractor = load_extractor(encoders)
+                     random_encoders=not any(pretrained), device="cpu")
+    if all(pretrained) or not any(pretrained):
+        extractor = load_extractor(encoders)
+    else:
+        extractor = hybrid_encoders(store, encoders, config, pretrained)
     adapt_head([store], out, extractor, config)
     return out
 
 
 def run_variant(
-    crop: str, overrides: list[str], seeds: list[int], work: Path, random_too: bool = True
+    crop: str, overrides: list[str], seeds: list[int], work: Path, random_too: bool = True,
+    branches: bool = False,
 ) -> dict:
     """{method: {"q2n": [...], "hqnr": [...], ...}} over seeds for one crop and variant."""
     import torch
@@ -190,16 +228,18 @@ def run_variant(
     ms_lr = np.asarray(reduced.ms.values, np.float64)
     pan_lr = np.asarray(reduced.pan.values, np.float64)
     encoders = {res: pretrained_encoders(stores[res], params, work) for res in ("full", "reduced")}
-    methods = {"crossdiff": False}
+    methods = ["crossdiff"]
     if random_too:
-        methods["crossdiff_random_encoders"] = True
+        methods.append("crossdiff_random_encoders")
+    if branches:
+        methods += ["crossdiff_p2m_pretrained", "crossdiff_m2p_pretrained"]
     results: dict = {}
     for seed in seeds:
-        for method, random in methods.items():
+        for method in methods:
             key = _digest([crop, overrides, method, seed])
             heads = {
                 res: adapted_head(
-                    stores[res], encoders[res], params, seed, work / "heads" / key / res, random
+                    stores[res], encoders[res], params, seed, work / "heads" / key / res, method
                 )
                 for res in ("full", "reduced")
             }
@@ -255,6 +295,9 @@ def main() -> None:
     parser.add_argument("--name", default="", help="suffix for the variant names in the table")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--no-random", action="store_true", help="skip the random-encoder ablation")
+    parser.add_argument("--branches", action="store_true",
+                        help="also heads on one pretrained branch beside the other's random twin "
+                             "(crossdiff_p2m_pretrained, crossdiff_m2p_pretrained)")
     parser.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "out" / "ablation")
     parser.add_argument("--out", type=Path, help="append the rows (JSON lines) to this file")
     parser.add_argument("--classical", action="store_true",
@@ -278,6 +321,7 @@ def main() -> None:
                 args.seeds,
                 args.work,
                 random_too=not args.no_random,
+                branches=args.branches,
             )
             seconds = time.perf_counter() - start
             name = variant + (f"+{args.name}" if args.name else "")
