@@ -35,14 +35,19 @@ from crossdiff_core.nets.extractor import FrozenExtractor  # noqa: E402
 from crossdiff_core.train.patches import calibration_batches  # noqa: E402
 
 _STATISTICS: dict[float, list[tuple[torch.Tensor, ...]]] = {}
-_SAVED: list[Path] = []  # where the statistics are kept between runs (set by main)
+_statistics_file: Path | None = None  # where they are kept between runs (set by main)
 _plain_features = FrozenExtractor.features
 _plain_build = adapt_module.build_pansharpener
 
 
 def _state_key(extractor: FrozenExtractor) -> float:
-    """Identifies an extractor by its weights and statistics (the same after save and load)."""
-    return round(float(sum(t.double().sum() for t in extractor.state_dict().values())), 4)
+    """Identifies an extractor by its weights and statistics (the same after save and load).
+    Computed once per extractor: its weights are frozen, and features() runs every step."""
+    key = getattr(extractor, "_standardisation_key", None)
+    if key is None:
+        key = round(float(sum(t.double().sum() for t in extractor.state_dict().values())), 4)
+        extractor._standardisation_key = key
+    return key
 
 
 def _standardised_features(self, ms_up, pan, origin=(0, 0)):
@@ -73,8 +78,8 @@ def _build_with_statistics(dataset, extractor, config, *rest):
                     values.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-3)]
         statistics.append(tuple(row))
     _STATISTICS[key] = statistics
-    if _SAVED:
-        torch.save(_STATISTICS, _SAVED[0])
+    if _statistics_file is not None:
+        torch.save(_STATISTICS, _statistics_file)
     return model
 
 
@@ -88,9 +93,10 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("TQDM_DISABLE", "1")
     args.work.mkdir(parents=True, exist_ok=True)
-    _SAVED.append(args.work / "feature_statistics.pt")
-    if _SAVED[0].is_file():
-        _STATISTICS.update(torch.load(_SAVED[0]))
+    global _statistics_file
+    _statistics_file = args.work / "feature_statistics.pt"
+    if _statistics_file.is_file():
+        _STATISTICS.update(torch.load(_statistics_file))
     FrozenExtractor.features = _standardised_features
     adapt_module.build_pansharpener = _build_with_statistics
     results = quality_ablation.run_variant(args.crop, args.set, args.seeds, args.work)

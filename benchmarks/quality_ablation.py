@@ -158,15 +158,14 @@ ENCODER_SETS = {
 }
 
 
-def hybrid_encoders(store: str, encoders: Path, config, pretrained: tuple[bool, bool]):
-    """The frozen encoders with the branches marked False in ``pretrained`` (P2M, M2P) replaced
-    by their random twin's, calibrated on ``store`` exactly as the ablation calibrates its twin
+def hybrid_encoders(store: str, extractor, config, pretrained: tuple[bool, bool]):
+    """``extractor`` with the branches marked False in ``pretrained`` (P2M, M2P) replaced by
+    their random twin's, calibrated on ``store`` exactly as the ablation calibrates its twin
     (same patches, seed and normalisation; each UNet's frozen norms depend on its own layers
     only, so a calibrated branch can be swapped in whole)."""
-    from crossdiff_core.nets.extractor import load_extractor, random_twin
+    from crossdiff_core.nets.extractor import random_twin
     from crossdiff_core.train.patches import PatchDataset, calibration_batches
 
-    extractor = load_extractor(encoders)
     twin = random_twin(extractor, seed=config.seed)
     dataset = PatchDataset([store], config.pan_patch, seed=config.seed,
                            normalisation=config.normalisation)
@@ -192,10 +191,9 @@ def adapted_head(store: str, encoders: Path, params: dict, seed: int, out: Path,
     pretrained = ENCODER_SETS[method]
     config = replace(validate("adapt", params["adapt"]).run_config(), seed=seed,
                      random_encoders=not any(pretrained), device="cpu")
-    if all(pretrained) or not any(pretrained):
-        extractor = load_extractor(encoders)
-    else:
-        extractor = hybrid_encoders(store, encoders, config, pretrained)
+    extractor = load_extractor(encoders)
+    if any(pretrained) and not all(pretrained):
+        extractor = hybrid_encoders(store, extractor, config, pretrained)
     adapt_head([store], out, extractor, config)
     return out
 
