@@ -43,6 +43,7 @@ VARIANTS: dict[str, list[str]] = {
     "feature_t_10": ["freeze.t_feature=10"],
     "noisy_features": ["freeze.noise_free=false"],
     "decoder_features": ["freeze.decoder_features=true"],
+    "standardised_features": ["freeze.standardise_features=true"],
     "input_skip": ["adapt.input_skip=true"],
     "spectral_weight_1": ["adapt.spectral_weight=1.0"],
     "spectral_weight_3": ["adapt.spectral_weight=3.0"],
@@ -169,12 +170,15 @@ def hybrid_encoders(store: str, extractor, config, pretrained: tuple[bool, bool]
     twin = random_twin(extractor, seed=config.seed)
     dataset = PatchDataset([store], config.pan_patch, seed=config.seed,
                            normalisation=config.normalisation)
-    twin.calibrate(calibration_batches(dataset, config.calibration_patches))
+    batches = list(calibration_batches(dataset, config.calibration_patches))
+    twin.calibrate(batches)
     keep_p2m, keep_m2p = pretrained
     if keep_p2m:
         twin.p2m = extractor.p2m
     if keep_m2p:
         twin.m2p = extractor.m2p
+    if twin.config.get("standardise_features"):
+        twin.calibrate_standardisation(batches)  # statistics of the branches it now has
     return twin
 
 

@@ -26,4 +26,5 @@ def freeze_task(config: FreezeParams, pretrain_dir: Path, scenes: list[str],
         calibration_patches=config.calibration_patches,
         seed=config.seed,
         decoder_features=config.decoder_features,
+        standardise_features=config.standardise_features,
     )

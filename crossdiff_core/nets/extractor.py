@@ -9,6 +9,12 @@ Two choices make its features independent of how a scene is tiled:
 - Noise at ``t_feature`` is either absent (the mean of q(x_t | x_0), the default: measured as good
   as noisy features, ``benchmarks/noise_free_vs_noisy.py``) or drawn from a hash of the global
   pixel coordinates.
+
+With ``standardise_features``, every feature channel (per level and branch) is also shifted and
+scaled to mean 0 and standard deviation 1 over the calibration patches, a fixed per-channel affine
+map stored beside the GroupNorm statistics. Pretrained and random encoders differ a lot in how
+large their channels are (pretrained P2M level-0 maps are about three times larger); the fusion
+head then sees every channel on one scale, whichever encoders it sits on.
 """
 
 from __future__ import annotations
@@ -96,6 +102,7 @@ class FrozenExtractor(nn.Module):
         sensor: str | None = None,
         pretrained: bool = True,
         decoder_features: bool = False,
+        standardise_features: bool = False,
     ) -> None:
         super().__init__()
         if p2m.in_channels != len(bands) or m2p.cond_channels != len(bands):
@@ -122,11 +129,19 @@ class FrozenExtractor(nn.Module):
             "sensor": sensor,
             "pretrained": bool(pretrained),
             "decoder_features": bool(decoder_features),
+            "standardise_features": bool(standardise_features),
         }
         self.p2m = copy.deepcopy(p2m)
         self.m2p = copy.deepcopy(m2p)
         for unet in (self.p2m, self.m2p):
             freeze_group_norms(unet)
+        if standardise_features:
+            # Per branch, every level's channels one after another (finest first); identity
+            # until ``calibrate`` sets them.
+            total = sum(self.feature_channels)
+            for branch in ("p2m", "m2p"):
+                self.register_buffer(f"{branch}_feature_mean", torch.zeros(total))
+                self.register_buffer(f"{branch}_feature_std", torch.ones(total))
         alphas_cumprod = np.cumprod(1.0 - make_schedule(schedule, timesteps))
         self.signal_scale = float(np.sqrt(alphas_cumprod[t_feature]))
         self.noise_scale = float(np.sqrt(1.0 - alphas_cumprod[t_feature]))
@@ -158,6 +173,28 @@ class FrozenExtractor(nn.Module):
     @property
     def size_multiple(self) -> int:
         return self.p2m.size_multiple
+
+    def _standardised(
+        self, maps: list[tuple[torch.Tensor, torch.Tensor]]
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """``maps`` with every channel standardised by the calibrated statistics (unchanged
+        without ``standardise_features``)."""
+        if not self.config.get("standardise_features"):
+            return maps
+        out = []
+        start = 0
+        for p2m_map, m2p_map in maps:
+            stop = start + p2m_map.shape[1]
+            pair = []
+            for branch, level_map in (("p2m", p2m_map), ("m2p", m2p_map)):
+                mean = getattr(self, f"{branch}_feature_mean")[start:stop]
+                std = getattr(self, f"{branch}_feature_std")[start:stop]
+                shape = (1, -1, 1, 1)
+                pair.append((level_map - mean.view(shape).to(level_map.dtype))
+                            / std.view(shape).to(level_map.dtype))
+            out.append((pair[0], pair[1]))
+            start = stop
+        return out
 
     def _noised(
         self, x0: torch.Tensor, origin: tuple[int, int], channel_offset: int
@@ -213,7 +250,7 @@ class FrozenExtractor(nn.Module):
         if self.config.get("decoder_features"):
             p2m_maps = with_decoder(p2m_maps, folded_decode(self.p2m, p2m_maps, t_feature))
             m2p_maps = with_decoder(m2p_maps, folded_decode(self.m2p, m2p_maps, t_feature))
-        return list(zip(p2m_maps, m2p_maps, strict=True))
+        return self._standardised(list(zip(p2m_maps, m2p_maps, strict=True)))
 
     @torch.no_grad()
     def reference_features(
@@ -230,7 +267,7 @@ class FrozenExtractor(nn.Module):
         if self.config.get("decoder_features"):
             p2m_maps = with_decoder(p2m_maps, reference_decode(self.p2m, p2m_maps, t))
             m2p_maps = with_decoder(m2p_maps, reference_decode(self.m2p, m2p_maps, t))
-        return list(zip(p2m_maps, m2p_maps, strict=True))
+        return self._standardised(list(zip(p2m_maps, m2p_maps, strict=True)))
 
     @torch.no_grad()
     def calibrate(self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> int:
@@ -238,7 +275,8 @@ class FrozenExtractor(nn.Module):
 
         Each batch is ms_up (N, B, h, w), pan (N, 1, h, w), best at the pretraining patch size.
         Statistics are the average over patches of what GroupNorm would have computed on each.
-        Returns the number of patches used.
+        With ``standardise_features``, the feature statistics are then set from the same batches
+        (``calibrate_standardisation``). Returns the number of patches used.
         """
         norms = [m for m in self.modules() if isinstance(m, FixedGroupNorm)]
         sums: dict[int, list[torch.Tensor]] = {id(m): [] for m in norms}
@@ -274,7 +312,50 @@ class FrozenExtractor(nn.Module):
             total = torch.stack(sums[id(norm)]).sum(dim=0) / count
             norm.group_mean.copy_(total[0].float())
             norm.group_var.copy_(total[1].float())
+        if self.config.get("standardise_features"):
+            self.calibrate_standardisation(batches)
         return count
+
+    @torch.no_grad()
+    def calibrate_standardisation(
+        self, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], min_std: float = 1e-3
+    ) -> None:
+        """Set each feature channel's mean and standard deviation over every pixel of the
+        (ms_up, pan) batches (after the GroupNorm statistics: call ``calibrate``, which calls
+        this). A channel whose deviation is below ``min_std`` is divided by ``min_std``."""
+        if not self.config.get("standardise_features"):
+            raise ValueError("this extractor was built without standardise_features")
+        for branch in ("p2m", "m2p"):
+            getattr(self, f"{branch}_feature_mean").zero_()
+            getattr(self, f"{branch}_feature_std").fill_(1.0)
+        sums = None
+        pixels = 0
+        for ms_up, pan in batches:
+            maps = self.features(ms_up, pan)
+            per_branch = [
+                torch.cat([level[index].double().sum(dim=(0, 2, 3)) for level in maps])
+                for index in (0, 1)
+            ]
+            squares = [
+                torch.cat([level[index].double().square().sum(dim=(0, 2, 3)) for level in maps])
+                for index in (0, 1)
+            ]
+            # Levels have different sizes: count each channel's pixels at its own level.
+            counts = torch.cat([
+                torch.full((level[0].shape[1],), level[0].shape[0] * level[0].shape[2]
+                           * level[0].shape[3], dtype=torch.float64)
+                for level in maps
+            ])
+            batch = torch.stack([*per_branch, *squares])
+            sums = batch if sums is None else sums + batch
+            pixels = counts if isinstance(pixels, int) else pixels + counts
+        if sums is None:
+            raise ValueError("standardisation needs at least one calibration patch")
+        for index, branch in enumerate(("p2m", "m2p")):
+            mean = sums[index] / pixels
+            variance = (sums[2 + index] / pixels - mean.square()).clamp_min(0.0)
+            getattr(self, f"{branch}_feature_mean").copy_(mean.float())
+            getattr(self, f"{branch}_feature_std").copy_(variance.sqrt().clamp_min(min_std).float())
 
 
 def save_extractor(extractor: FrozenExtractor, folder: str | Path) -> Path:
@@ -296,6 +377,7 @@ def _build(config: dict) -> FrozenExtractor:
         sensor=config.get("sensor"),
         pretrained=config.get("pretrained", True),
         decoder_features=config.get("decoder_features", False),
+        standardise_features=config.get("standardise_features", False),
     )
 
 
@@ -328,6 +410,7 @@ def extractor_from_pretrained(
     schedule: str | None = None,
     timesteps: int | None = None,
     decoder_features: bool = False,
+    standardise_features: bool = False,
 ) -> FrozenExtractor:
     """Build an (uncalibrated) extractor from two ``save_unet`` folders of the pretraining stage.
 
@@ -353,6 +436,7 @@ def extractor_from_pretrained(
         timesteps=int(timesteps or extra.get("timesteps", 1000)),
         sensor=extra.get("sensor"),
         decoder_features=decoder_features,
+        standardise_features=standardise_features,
     )
 
 
@@ -366,6 +450,7 @@ def random_extractor(
     schedule: str = "cosine",
     timesteps: int = 1000,
     decoder_features: bool = False,
+    standardise_features: bool = False,
 ) -> FrozenExtractor:
     """The ablation: the same architecture, randomly initialised (seeded) and frozen."""
     generator_state = torch.random.get_rng_state()
@@ -386,6 +471,7 @@ def random_extractor(
         timesteps=timesteps,
         pretrained=False,
         decoder_features=decoder_features,
+        standardise_features=standardise_features,
     )
 
 
@@ -405,4 +491,5 @@ def random_twin(extractor: FrozenExtractor, seed: int = 0) -> FrozenExtractor:
         noise_free=config["noise_free"], schedule=config["schedule"],
         timesteps=config["timesteps"], noise_seed=config["noise_seed"], pretrained=False,
         decoder_features=config.get("decoder_features", False),
+        standardise_features=config.get("standardise_features", False),
     )

@@ -25,16 +25,18 @@ def freeze_pretrained(
     calibration_patches: int = 32,
     seed: int = 0,
     decoder_features: bool = False,
+    standardise_features: bool = False,
 ) -> Path:
     """Freeze ``<pretrain_dir>/p2m`` and ``/m2p`` into one extractor artifact at ``out``.
 
     GroupNorm statistics are calibrated on ``calibration_patches`` patches of ``pan_patch``
-    pixels (the pretraining patch size) from ``scenes``.
+    pixels (the pretraining patch size) from ``scenes``; with ``standardise_features`` the
+    per-channel feature statistics too.
     """
     pretrain_dir = Path(pretrain_dir)
     extractor = extractor_from_pretrained(
         pretrain_dir / "p2m", pretrain_dir / "m2p", t_feature=t_feature, noise_free=noise_free,
-        decoder_features=decoder_features,
+        decoder_features=decoder_features, standardise_features=standardise_features,
     )
     recorded = (read_unet_config(pretrain_dir / "p2m").get("extra") or {}).get("normalisation")
     # UNets pretrained before normalisations were recorded used the bit-depth scaling.
