@@ -214,7 +214,7 @@ def run_variant(
     from crossdiff_core.io.store import open_scene
     from crossdiff_core.pansharpener import load_pansharpener
 
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    torch.set_num_threads(int(os.environ.get("CROSSDIFF_THREADS", 0)) or os.cpu_count() or 1)
     params = apply_overrides(yaml.safe_load((ROOT / "params.yaml").read_text()), overrides)
     base = work / "stores" / crop
     if not (base / "prepared.json").is_file():
@@ -295,6 +295,8 @@ def main() -> None:
         help="an override added to every variant",
     )
     parser.add_argument("--name", default="", help="suffix for the variant names in the table")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads (default: every core; 1 when two runs share 2 cores)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--no-random", action="store_true", help="skip the random-encoder ablation")
     parser.add_argument("--branches", action="store_true",
@@ -306,6 +308,8 @@ def main() -> None:
                         help="print the best classical method per crop and stop")
     args = parser.parse_args()
     os.environ.setdefault("TQDM_DISABLE", "1")
+    if args.threads:
+        os.environ["CROSSDIFF_THREADS"] = str(args.threads)
     if args.classical:
         for crop in args.crops:
             best = best_classical(crop)
