@@ -116,7 +116,7 @@ class FreezeParams:
     t_feature: int = 50
     noise_free: bool = True
     decoder_features: bool = False
-    standardise_features: bool = False
+    standardise_features: bool = True
     calibration_patches: int = 32
     seed: int = 0
     out: str = "data/models/encoders"

@@ -153,7 +153,7 @@ class AdaptConfig:
     pan_patch: int = 64
     lr: float = 1e-3
     seed: int = 0
-    spectral_weight: float = 10.0
+    spectral_weight: float = 40.0
     spatial_weight: float = 1.0
     spatial_loss: str = "local_correlation"
     mode: str = "unsupervised"
