@@ -437,12 +437,25 @@ def main() -> None:
                 f"{scene} wall time {wall:.0f} s ({split})",
             ]
         )
-    for report in reports:
-        print("\n" + "\n".join(report))
+        # Each scene's table as soon as it is done, and the JSON so far: a long run that is
+        # stopped keeps the scenes it finished.
+        print("\n" + "\n".join(reports[-1]), flush=True)
+        if args.out:
+            write_summary(args.out, summary)
+    if len(reports) > 1:
+        print("\n\nAll scenes:")
+        for report in reports:
+            print("\n" + "\n".join(report))
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(summary, indent=2) + "\n")
         print(f"\nwrote {args.out}")
+
+
+def write_summary(path: Path, summary: dict) -> None:
+    """The JSON tables, through a temporary file renamed into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(summary, indent=2) + "\n")
+    partial.replace(path)
 
 
 if __name__ == "__main__":
