@@ -208,9 +208,10 @@ def adapted_head(store: str, encoders: Path, params: dict, seed: int, out: Path,
 
 def run_variant(
     crop: str, overrides: list[str], seeds: list[int], work: Path, random_too: bool = True,
-    branches: bool = False,
+    branches: bool = False, threads: int = 0,
 ) -> dict:
-    """{method: {"q2n": [...], "hqnr": [...], ...}} over seeds for one crop and variant."""
+    """{method: {"q2n": [...], "hqnr": [...], ...}} over seeds for one crop and variant, on
+    ``threads`` torch threads (0: every core)."""
     import torch
 
     from crossdiff_core.cross_sensor import prepare_scene
@@ -218,7 +219,7 @@ def run_variant(
     from crossdiff_core.io.store import open_scene
     from crossdiff_core.pansharpener import load_pansharpener
 
-    torch.set_num_threads(int(os.environ.get("CROSSDIFF_THREADS", 0)) or os.cpu_count() or 1)
+    torch.set_num_threads(threads or os.cpu_count() or 1)
     params = apply_overrides(yaml.safe_load((ROOT / "params.yaml").read_text()), overrides)
     base = work / "stores" / crop
     if not (base / "prepared.json").is_file():
@@ -312,8 +313,6 @@ def main() -> None:
                         help="print the best classical method per crop and stop")
     args = parser.parse_args()
     os.environ.setdefault("TQDM_DISABLE", "1")
-    if args.threads:
-        os.environ["CROSSDIFF_THREADS"] = str(args.threads)
     if args.classical:
         for crop in args.crops:
             best = best_classical(crop)
@@ -332,6 +331,7 @@ def main() -> None:
                 args.work,
                 random_too=not args.no_random,
                 branches=args.branches,
+                threads=args.threads,
             )
             seconds = time.perf_counter() - start
             name = variant + (f"+{args.name}" if args.name else "")
