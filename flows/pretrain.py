@@ -35,7 +35,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 
 from crossdiff_core.config import PretrainParams, section_values
-from crossdiff_core.train.config import BRANCHES, PretrainConfig
+from crossdiff_core.train.config import BRANCHES, SCRATCH, PretrainConfig
 from crossdiff_core.train.launch import under_torchrun
 from crossdiff_core.train.pretrain import LOSSES_FILE, train_branch
 from flows.params import stage_config, validate
@@ -70,7 +70,7 @@ def pretrain_flow(
     for branch, summary in zip(config.branch_configs(branches),
                                train_branches(config, branches, on_step, restart_on_mismatch),
                                strict=True):
-        _log_start(logger, branch.branch, summary["resumed_from"], summary["restart_reason"])
+        _log_start(logger, branch, summary["resumed_from"], summary["restart_reason"])
         logger.info("%s: %d steps, final loss %.4f, held-out RMSE %.4f -> %s", branch.branch,
                     summary["steps"], summary["final_loss"], summary["diagnostics"]["rmse"],
                     summary["folder"])
@@ -121,14 +121,17 @@ def _replay_losses(branch: PretrainConfig, resumed_from: int,
                 on_step(int(row["step"]), {"loss": float(row["loss"])})
 
 
-def _log_start(logger, branch: str, resumed_from: int, restart_reason: str | None) -> None:
+def _log_start(logger, branch: PretrainConfig, resumed_from: int,
+               restart_reason: str | None) -> None:
+    start = ("from scratch" if branch.init == SCRATCH
+             else f"from the weights of pretrain.init {branch.init}")
     if restart_reason:
-        logger.warning("%s: trained from scratch, the checkpoint could not be resumed: %s",
-                       branch, restart_reason)
+        logger.warning("%s: trained %s, the checkpoint could not be resumed: %s",
+                       branch.branch, start, restart_reason)
     elif resumed_from:
-        logger.info("%s: resumed from step %d", branch, resumed_from)
+        logger.info("%s: resumed from step %d", branch.branch, resumed_from)
     else:
-        logger.info("%s: trained from scratch (no checkpoint)", branch)
+        logger.info("%s: trained %s (no checkpoint)", branch.branch, start)
 
 
 def _worker(request: Path | None, results: Path | None) -> None:
@@ -152,7 +155,7 @@ def _worker(request: Path | None, results: Path | None) -> None:
     try:
         for branch in config.branch_configs(branches):
             result = train_branch(branch, restart_on_mismatch=restart)
-            _log_start(logger, branch.branch, result.resumed_from, result.restart_reason)
+            _log_start(logger, branch, result.resumed_from, result.restart_reason)
             summaries[branch.branch] = result.summary()
         if results is not None and (not dist.is_initialized() or dist.get_rank() == 0):
             atomic_write(results, json.dumps(summaries))

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 
 BRANCHES = ("p2m", "m2p")
+# pretrain.init for a fresh initialisation (anything else is a folder of pretrained branches)
+SCRATCH = "scratch"
 # constant: lr throughout; cosine: lr decays to 0 along a half cosine over the steps.
 LR_SCHEDULES = ("cosine", "constant")
 
@@ -60,8 +62,15 @@ class PretrainSettings:
     # torchrun an equal share of them). CPU results depend on it in the last bits: pin it to get
     # the same bits on machines with other core counts.
     threads: int = 0
+    # "scratch": a fresh initialisation. Otherwise a folder with p2m/ and m2p/ of an earlier
+    # pretraining run (crossdiff_core.train.init_weights): each branch starts from its weights
+    # and trains ``steps`` more steps on ``scenes``.
+    init: str = SCRATCH
 
     def __post_init__(self) -> None:
+        self.init = str(self.init).strip()
+        if not self.init:
+            raise ValueError("pretrain.init must be 'scratch' or a folder of pretrained p2m/ m2p/")
         if isinstance(self.scenes, str):
             self.scenes = [self.scenes]
         self.scenes = [str(scene) for scene in self.scenes]

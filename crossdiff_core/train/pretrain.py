@@ -40,7 +40,8 @@ from crossdiff_core.train.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from crossdiff_core.train.config import BRANCHES, PretrainConfig
+from crossdiff_core.train.config import BRANCHES, SCRATCH, PretrainConfig
+from crossdiff_core.train.init_weights import InitWeights, load_init_weights
 from crossdiff_core.train.patches import PatchDataset, branch_inputs
 
 LOSSES_FILE = "losses.csv"
@@ -179,6 +180,7 @@ class _Run:
     start: int = 0  # the step training starts after (a resumed checkpoint's)
     last_saved: int | None = None
     restart_reason: str | None = None
+    init: dict | None = None  # where the weights started (pretrain.init), None from scratch
 
     @property
     def folder(self) -> Path:
@@ -223,8 +225,11 @@ def train_branch(
 
     ``on_step(step, {"loss", "samples_per_s", "step_s", "data_s", "lr"})`` is called on rank 0
     after every step (``data_s``: seconds spent waiting for the batch, part of ``step_s``).
-    Resumes from ``checkpoint.pt`` when present (and ``resume``), refusing one from another
-    configuration (settings, UNet layout or training scenes) or one beyond ``steps``; with
+    Starts from the weights of ``config.init`` (an earlier run's folder, checked against this
+    run's bands, ratio and layout: ``crossdiff_core.train.init_weights``) unless it is
+    ``scratch``. Resumes from ``checkpoint.pt`` when present (and ``resume``), refusing one from
+    another configuration (settings, UNet layout, training scenes or starting weights) or one
+    beyond ``steps``; with
     ``restart_on_mismatch`` such a checkpoint is ignored (overwritten by the new run's) and the
     reason is returned as ``restart_reason``. A non-finite loss stops training with
     FloatingPointError; the last checkpoint written stays as it was.
@@ -295,7 +300,11 @@ def _start_run(config: PretrainConfig, resume: bool, restart_on_mismatch: bool =
     # NumPy's global generator draws nothing here, but the checkpoint keeps its state: seeded, a
     # checkpoint is the same bytes in every run (unseeded it came from the OS entropy pool).
     np.random.seed(config.seed)
-    model = build_unet(config, dataset.n_bands).to(device)
+    model = build_unet(config, dataset.n_bands)
+    start = _starting_weights(config, dataset, model)
+    if start is not None:
+        model.load_state_dict(start.state)
+    model = model.to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr,
@@ -309,8 +318,11 @@ def _start_run(config: PretrainConfig, resume: bool, restart_on_mismatch: bool =
         # checkpoint trained on other scenes is another run too (the same scenes under another
         # path are not).
         fingerprint={**config.fingerprint(), "unet": model.config,
-                     "training_data": _training_data(stores)},
+                     "training_data": _training_data(stores),
+                     # only when set: checkpoints of runs from scratch keep their fingerprint
+                     **({} if start is None else {"init_sha256": start.weights_sha256})},
         losses=[],
+        init=None if start is None else start.provenance(),
     )
     if resume and run.checkpoint_path.is_file():
         _resume(run, restart_on_mismatch)
@@ -321,6 +333,19 @@ def _start_run(config: PretrainConfig, resume: bool, restart_on_mismatch: bool =
             model, device_ids=[device.index] if run.use_cuda else None
         )
     return run
+
+
+def _starting_weights(config: PretrainConfig, dataset: PatchDataset,
+                      model: ConditionalUNet) -> InitWeights | None:
+    """The checked ``pretrain.init`` weights of this branch, or None to start from scratch."""
+    if config.init == SCRATCH:
+        return None
+    scene = dataset._open()[0]
+    return load_init_weights(
+        config.init, config.branch, unet_config=model.config, n_bands=dataset.n_bands,
+        band_names=list(scene.band_names), ratio=dataset.ratio, schedule=config.schedule,
+        timesteps=config.timesteps,
+    )
 
 
 def _resume(run: _Run, restart_on_mismatch: bool = False) -> None:
@@ -465,6 +490,8 @@ def _write_outputs(run: _Run, final_model: ConditionalUNet, step: int) -> dict:
         "train_t_max": config.train_t_max,
         "ema": run.ema is not None,
     }
+    if run.init is not None:
+        extra["init"] = run.init
     save_unet(final_model.float().to(memory_format=torch.contiguous_format), run.folder, extra)
     return write_diagnostics(
         final_model, run.diffusion, config, dataset, run.folder,

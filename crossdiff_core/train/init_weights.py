@@ -1,0 +1,112 @@
+"""Starting a pretraining run from the weights of an earlier one (``pretrain.init``).
+
+``pretrain.init: scratch`` trains from a fresh initialisation. Any other value is a folder that
+holds ``p2m/`` and ``m2p/`` as a pretraining run writes them (``crossdiff pretrain``: config.json
+and weights.pt each), for example encoders pretrained at paper scale on a GPU on a corpus of
+scenes: each branch then starts from that folder's weights of the same branch and trains
+``pretrain.steps`` more steps on ``pretrain.scenes`` (a fresh optimiser; the learning-rate and
+step settings are the run's own).
+
+Weights are only taken from a run with the same band set (band count and band names), PAN/MS
+ratio, UNet widths and noise schedule: anything else is refused with an error that names the
+file and the way out. The weights' sha256 enters the run's checkpoint fingerprint, so a resumed
+run never mixes two starting points, and the saved UNet records where it started.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from crossdiff_core.nets.serialization import CONFIG_FILE, WEIGHTS_FILE, load_weights
+from crossdiff_core.nets.unet import read_unet_config
+from crossdiff_core.train.config import SCRATCH
+
+
+class InitMismatchError(ValueError):
+    """The ``pretrain.init`` weights were made for other data or another network layout."""
+
+
+@dataclass(frozen=True)
+class InitWeights:
+    """One branch's starting weights and where they came from."""
+
+    state: dict[str, torch.Tensor]
+    folder: Path
+    weights_sha256: str
+    record: dict  # the source UNet's ``extra``: sensor, ratio, band names, steps, normalisation
+
+    def provenance(self) -> dict:
+        """What the saved UNet records of its starting point (no local path, so that the same
+        start gives the same bytes wherever it lies)."""
+        return {
+            "weights_sha256": self.weights_sha256,
+            "sensor": self.record.get("sensor"),
+            "steps": self.record.get("steps"),
+            "started_from": self.record.get("init"),
+        }
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _refuse(path: Path, what: str, theirs, ours) -> InitMismatchError:
+    return InitMismatchError(
+        f"pretrain.init: {path} was pretrained with {what} {theirs!r}, this run needs {ours!r}. "
+        "Point pretrain.init at encoders pretrained on data of this sensor layout, or set "
+        "pretrain.init: scratch to train from a fresh initialisation"
+    )
+
+
+def load_init_weights(
+    init: str | Path,
+    branch: str,
+    *,
+    unet_config: dict,
+    n_bands: int,
+    band_names: list[str],
+    ratio: int,
+    schedule: str,
+    timesteps: int,
+) -> InitWeights:
+    """The ``branch`` weights of the pretraining folder ``init``, checked against this run: the
+    same UNet layout (``unet_config``: in/condition channels, widths), band count and names, ratio
+    and noise schedule. Raises FileNotFoundError for a missing folder and InitMismatchError
+    (a ValueError) for weights of other data or another layout, naming the file."""
+    folder = Path(init) / branch
+    if not (folder / CONFIG_FILE).is_file():
+        raise FileNotFoundError(
+            f"pretrain.init: {folder / CONFIG_FILE} not found. pretrain.init takes '{SCRATCH}' or "
+            "a folder holding p2m/ and m2p/ as `crossdiff pretrain` writes them (its "
+            "pretrain.out)"
+        )
+    document = read_unet_config(folder)
+    record = document.get("extra") or {}
+    config_path = folder / CONFIG_FILE
+    if record.get("branch") not in (None, branch):
+        raise _refuse(config_path, "branch", record.get("branch"), branch)
+    checks = (
+        ("MS bands", len(record.get("band_names") or []), n_bands),
+        ("band names", list(record.get("band_names") or []), list(band_names)),
+        ("PAN/MS ratio", record.get("ratio"), ratio),
+        ("noise schedule", record.get("schedule"), schedule),
+        ("diffusion steps T", record.get("timesteps"), timesteps),
+    )
+    for what, theirs, ours in checks:
+        if theirs != ours:
+            raise _refuse(config_path, what, theirs, ours)
+    saved = document.get("config") or {}
+    for key in ("in_channels", "cond_channels", "channels", "time_embed_dim"):
+        if saved.get(key) != unet_config.get(key):
+            what = "UNet widths (pretrain.channels)" if key == "channels" else f"UNet {key}"
+            raise _refuse(config_path, what, saved.get(key), unet_config.get(key))
+    state = load_weights(folder, "unet")
+    return InitWeights(state, folder, file_sha256(folder / WEIGHTS_FILE), dict(record))

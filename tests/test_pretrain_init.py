@@ -1,0 +1,135 @@
+"""pretrain.init: starting both branches from an earlier run's weights, and refusing weights of
+another band set, ratio, layout or schedule with an error that names the file and the way out."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from crossdiff_core.config import ConfigError
+from crossdiff_core.nets.unet import load_unet
+from crossdiff_core.synthetic import write_synthetic_store
+from crossdiff_core.train.config import PretrainConfig
+from crossdiff_core.train.init_weights import InitMismatchError, file_sha256, load_init_weights
+from crossdiff_core.train.pretrain import train_branch
+from flows.params import validate
+
+TINY = {
+    "pan_patch": 16,
+    "batch_size": 4,
+    "channels": [8, 16],
+    "timesteps": 100,
+    "sample_steps": 3,
+    "progress": False,
+}
+
+
+@pytest.fixture(scope="module")
+def landsat(tmp_path_factory):
+    root = tmp_path_factory.mktemp("landsat")
+    write_synthetic_store(root, "Landsat-8", ms_shape=(24, 32), seed=5)
+    return [str(root)]
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory, landsat):
+    """An earlier pretraining run of both branches (the folder pretrain.init points at)."""
+    out = tmp_path_factory.mktemp("source")
+    for branch in ("p2m", "m2p"):
+        train_branch(PretrainConfig(branch=branch, scenes=landsat, out=str(out), steps=4, **TINY))
+    return out
+
+
+def _state(folder):
+    return load_unet(folder).state_dict()
+
+
+def test_default_is_scratch_and_an_empty_value_is_refused():
+    assert validate("pretrain", {}).init == "scratch"
+    with pytest.raises(ConfigError, match="pretrain.init must be 'scratch' or a folder"):
+        validate("pretrain", {"init": "  "})
+
+
+@pytest.mark.parametrize("branch", ["p2m", "m2p"])
+def test_a_run_starts_from_the_init_weights_and_records_them(tmp_path, landsat, source, branch):
+    # A learning rate of 1e-12 leaves the starting weights where they were: the saved UNet then
+    # shows what the run started from.
+    settings = dict(branch=branch, scenes=landsat, steps=1, lr=1e-12, **TINY)
+    train_branch(PretrainConfig(out=str(tmp_path / "init"), init=str(source), **settings))
+    train_branch(PretrainConfig(out=str(tmp_path / "scratch"), **settings))
+    started, scratch = _state(tmp_path / "init" / branch), _state(tmp_path / "scratch" / branch)
+    original = _state(source / branch)
+    far = [key for key in original if not torch.allclose(started[key], original[key], atol=1e-6)]
+    assert not far
+    assert any(not torch.allclose(scratch[key], original[key], atol=1e-3) for key in original)
+    extra = json.loads((tmp_path / "init" / branch / "config.json").read_text())["extra"]
+    assert extra["init"]["weights_sha256"] == file_sha256(source / branch / "weights.pt")
+    assert extra["init"]["steps"] == 4 and extra["init"]["sensor"] == "Landsat-8"
+    assert "init" not in json.loads((tmp_path / "scratch" / branch / "config.json").read_text())[
+        "extra"]
+
+
+def test_fine_tuning_from_init_trains_further_and_resumes_only_its_own_checkpoint(
+    tmp_path, landsat, source
+):
+    settings = dict(branch="p2m", scenes=landsat, **TINY)
+    tuned = train_branch(PretrainConfig(out=str(tmp_path), init=str(source), steps=3, **settings))
+    assert tuned.steps == 3 and tuned.resumed_from == 0
+    original, now = _state(source / "p2m"), _state(tmp_path / "p2m")
+    assert any(not torch.equal(original[key], now[key]) for key in original)
+    # More steps resume the run's own checkpoint ...
+    assert train_branch(PretrainConfig(out=str(tmp_path), init=str(source), steps=4,
+                                       **settings)).resumed_from == 3
+    # ... and a run from scratch refuses it: it started from other weights.
+    with pytest.raises(ValueError, match=r"another configuration \(init_sha256: checkpoint '"):
+        train_branch(PretrainConfig(out=str(tmp_path), steps=5, **settings))
+
+
+def test_weights_of_another_band_set_are_refused(tmp_path, source):
+    eight_bands = tmp_path / "worldview3"
+    write_synthetic_store(eight_bands, "WorldView-3", ms_shape=(8, 8), seed=1)
+    config = PretrainConfig(branch="p2m", scenes=[str(eight_bands)], out=str(tmp_path / "out"),
+                            init=str(source), steps=1, **TINY)
+    expected = (rf"pretrain.init: {source / 'p2m' / 'config.json'} was pretrained with MS bands "
+                r"4, this run needs 8\. .*pretrain.init: scratch")
+    with pytest.raises(InitMismatchError, match=expected):
+        train_branch(config)
+    assert not (tmp_path / "out" / "p2m").exists()  # nothing written
+
+
+def test_weights_of_another_ratio_are_refused(tmp_path, source):
+    ikonos = tmp_path / "ikonos"  # the same four bands as Landsat-8, at ratio 4
+    write_synthetic_store(ikonos, "IKONOS", ms_shape=(8, 8), seed=2)
+    config = PretrainConfig(branch="m2p", scenes=[str(ikonos)], out=str(tmp_path / "out"),
+                            init=str(source), steps=1, **TINY)
+    with pytest.raises(InitMismatchError, match=r"m2p/config.json was pretrained with PAN/MS "
+                                                r"ratio 2, this run needs 4"):
+        train_branch(config)
+
+
+def test_weights_of_another_layout_or_schedule_are_refused(tmp_path, landsat, source):
+    base = dict(branch="p2m", scenes=landsat, out=str(tmp_path), init=str(source), steps=1)
+    with pytest.raises(InitMismatchError, match=r"UNet widths \(pretrain.channels\) \[8, 16\], "
+                                                r"this run needs \[8, 8\]"):
+        train_branch(PretrainConfig(**base, **{**TINY, "channels": [8, 8]}))
+    with pytest.raises(InitMismatchError, match="noise schedule 'cosine', this run needs 'linear'"):
+        train_branch(PretrainConfig(**base, schedule="linear", **TINY))
+    with pytest.raises(InitMismatchError, match="diffusion steps T 100, this run needs 200"):
+        train_branch(PretrainConfig(**base, **{**TINY, "timesteps": 200}))
+
+
+def test_band_names_must_match_too(source):
+    with pytest.raises(InitMismatchError, match="band names"):
+        load_init_weights(source, "p2m", unet_config=load_unet(source / "p2m").config,
+                          n_bands=4, band_names=["b1", "b2", "b3", "b4"], ratio=2,
+                          schedule="cosine", timesteps=100)
+
+
+def test_a_missing_init_folder_says_what_it_should_hold(tmp_path, landsat):
+    config = PretrainConfig(branch="p2m", scenes=landsat, out=str(tmp_path / "out"),
+                            init=str(tmp_path / "nowhere"), steps=1, **TINY)
+    with pytest.raises(FileNotFoundError, match=r"nowhere/p2m/config.json not found\. "
+                                                r"pretrain.init takes 'scratch' or a folder"):
+        train_branch(config)
