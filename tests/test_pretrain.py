@@ -16,15 +16,7 @@ from crossdiff_core.synthetic import write_synthetic_store
 from crossdiff_core.train.checkpoint import load_checkpoint
 from crossdiff_core.train.config import PretrainConfig
 from crossdiff_core.train.pretrain import train_branch
-
-TINY = {
-    "pan_patch": 16,
-    "batch_size": 4,
-    "channels": [8, 16],
-    "timesteps": 100,
-    "sample_steps": 3,
-    "progress": False,
-}
+from tests.pretrain_helpers import TINY
 
 
 @pytest.fixture(scope="module")

@@ -9,21 +9,14 @@ import pytest
 import torch
 
 from crossdiff_core.config import ConfigError
+from crossdiff_core.io.integrity import file_sha256
 from crossdiff_core.nets.unet import load_unet
 from crossdiff_core.synthetic import write_synthetic_store
 from crossdiff_core.train.config import PretrainConfig
-from crossdiff_core.train.init_weights import InitMismatchError, file_sha256, load_init_weights
+from crossdiff_core.train.init_weights import InitMismatchError, load_init_weights
 from crossdiff_core.train.pretrain import train_branch
 from flows.params import validate
-
-TINY = {
-    "pan_patch": 16,
-    "batch_size": 4,
-    "channels": [8, 16],
-    "timesteps": 100,
-    "sample_steps": 3,
-    "progress": False,
-}
+from tests.pretrain_helpers import TINY
 
 
 @pytest.fixture(scope="module")

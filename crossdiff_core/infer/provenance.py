@@ -29,6 +29,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from crossdiff_core.io.integrity import file_sha256
+
 # GeoTIFF metadata items holding JSON; every other provenance item is a plain string.
 JSON_KEYS = ("inputs", "parameters", "clipped_per_band")
 INT_KEYS = ("clipped_pixels",)
@@ -42,14 +44,6 @@ def is_remote(source: str | Path) -> bool:
     ``/vsicurl/``...) rather than a local file."""
     text = str(source)
     return "://" in text or text.startswith("/vsi")
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def folder_sha256(folder: str | Path) -> str:

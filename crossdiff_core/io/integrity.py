@@ -43,7 +43,8 @@ _IDENTITY = ("sensor", "scene_id", "source_name", "source_sha256", "source_bytes
 _SHOWN_PROBLEMS = 3
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: str | Path) -> str:
+    """sha256 of one file, read in 4 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 22), b""):
@@ -70,7 +71,7 @@ def write_manifest(folder: str | Path) -> dict:
     manifest describes the store as it is now. The file is flushed to disk before returning.
     """
     folder = Path(folder)
-    files = {name: {"size": (folder / name).stat().st_size, "sha256": _sha256(folder / name)}
+    files = {name: {"size": (folder / name).stat().st_size, "sha256": file_sha256(folder / name)}
              for name in _files(folder)}
     arrays = {}
     for name in files:
@@ -325,7 +326,7 @@ def verify_store(path: str | Path) -> VerifyReport:
         if name in flagged or not file.is_file():
             continue
         try:
-            digest = _sha256(file)
+            digest = file_sha256(file)
         except OSError as error:
             report.problems.append(f"{name} cannot be read ({_reason(error)})")
             continue

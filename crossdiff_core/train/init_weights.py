@@ -15,12 +15,12 @@ run never mixes two starting points, and the saved UNet records where it started
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from crossdiff_core.io.integrity import file_sha256
 from crossdiff_core.nets.serialization import CONFIG_FILE, WEIGHTS_FILE, load_weights
 from crossdiff_core.nets.unet import read_unet_config
 from crossdiff_core.train.config import SCRATCH
@@ -48,14 +48,6 @@ class InitWeights:
             "steps": self.record.get("steps"),
             "started_from": self.record.get("init"),
         }
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _refuse(path: Path, what: str, theirs, ours) -> InitMismatchError:
