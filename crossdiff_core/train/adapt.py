@@ -136,6 +136,8 @@ def adapt_head(
         spectral_weight=config.spectral_weight,
         spatial_weight=config.spatial_weight,
         spatial_loss=config.spatial_loss,
+        gain_weight=config.gain_weight,
+        gain_window=config.gain_window,
     )
     pan_kernel = torch.from_numpy(pan_mtf_kernel(sensor, dataset.ratio)).float()[None].to(device)
     optimiser = torch.optim.AdamW(model.head.parameters(), lr=config.lr)

@@ -165,6 +165,8 @@ class AdaptConfig:
     spectral_weight: float = 40.0
     spatial_weight: float = 1.0
     spatial_loss: str = "local_correlation"
+    gain_weight: float = 0.0
+    gain_window: int = 8
     mode: str = "unsupervised"
     head_channels: list[int] = field(default_factory=lambda: [32, 32, 64, 64])
     input_skip: bool = False
@@ -183,6 +185,11 @@ class AdaptConfig:
             raise ValueError(f"adapt.mode {self.mode!r}: use one of {MODES}")
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError("adapt.steps and adapt.batch_size must be at least 1")
+        if self.gain_weight < 0 or self.gain_window < 2:
+            raise ValueError(
+                f"adapt.gain_weight must be >= 0 (got {self.gain_weight}) and adapt.gain_window "
+                f">= 2 pixels (got {self.gain_window})"
+            )
         if self.normalisation not in NORMALISATIONS:
             raise ValueError(
                 f"adapt.normalisation {self.normalisation!r}: use one of {NORMALISATIONS}"
