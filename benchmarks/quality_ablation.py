@@ -206,6 +206,25 @@ def adapted_head(store: str, encoders: Path, params: dict, seed: int, out: Path,
     return out
 
 
+def prepared_stores(crop: str, work: Path) -> dict[str, str]:
+    """{"full": store, "reduced": its Wald copy} of a crop, written once under ``work``/stores."""
+    from crossdiff_core.cross_sensor import prepare_scene
+
+    base = work / "stores" / crop
+    if not (base / "prepared.json").is_file():
+        source = write_crop_store(crop, base / "source")
+        prepared = prepare_scene(str(source), base / "prepared", max_pan_size=1 << 20)
+        (base / "prepared.json").write_text(
+            json.dumps({"full": prepared.full_store, "reduced": prepared.reduced_store})
+        )
+    return json.loads((base / "prepared.json").read_text())
+
+
+def head_folder(work: Path, crop: str, overrides: list[str], method: str, seed: int) -> Path:
+    """Where :func:`run_variant` leaves the heads (full/, reduced/) of one method and seed."""
+    return work / "heads" / _digest([crop, overrides, method, seed])
+
+
 def run_variant(
     crop: str, overrides: list[str], seeds: list[int], work: Path, random_too: bool = True,
     branches: bool = False, threads: int = 0,
@@ -214,21 +233,13 @@ def run_variant(
     ``threads`` torch threads (0: every core)."""
     import torch
 
-    from crossdiff_core.cross_sensor import prepare_scene
     from crossdiff_core.evaluation import TOOLBOX_BORDER_CUT, score_full, score_reduced
     from crossdiff_core.io.store import open_scene
     from crossdiff_core.pansharpener import load_pansharpener
 
     torch.set_num_threads(threads or os.cpu_count() or 1)
     params = apply_overrides(yaml.safe_load((ROOT / "params.yaml").read_text()), overrides)
-    base = work / "stores" / crop
-    if not (base / "prepared.json").is_file():
-        source = write_crop_store(crop, base / "source")
-        prepared = prepare_scene(str(source), base / "prepared", max_pan_size=1 << 20)
-        (base / "prepared.json").write_text(
-            json.dumps({"full": prepared.full_store, "reduced": prepared.reduced_store})
-        )
-    stores = json.loads((base / "prepared.json").read_text())
+    stores = prepared_stores(crop, work)
     full, reduced = open_scene(stores["full"]), open_scene(stores["reduced"])
     ms = np.asarray(full.ms.values, np.float64)
     pan = np.asarray(full.pan.values, np.float64)
@@ -243,11 +254,9 @@ def run_variant(
     results: dict = {}
     for seed in seeds:
         for method in methods:
-            key = _digest([crop, overrides, method, seed])
+            folder = head_folder(work, crop, overrides, method, seed)
             heads = {
-                res: adapted_head(
-                    stores[res], encoders[res], params, seed, work / "heads" / key / res, method
-                )
+                res: adapted_head(stores[res], encoders[res], params, seed, folder / res, method)
                 for res in ("full", "reduced")
             }
             fused_lr = load_pansharpener(heads["reduced"]).fuse(ms_lr, pan_lr)
