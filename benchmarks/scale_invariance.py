@@ -9,10 +9,11 @@ of a development crop the reference exists, so this prints, per band, the refere
 heads that ``benchmarks/quality_ablation.py`` trained on that copy (the ``reduced/`` model of
 CrossDiff and of the random-encoder ablation, head seed 0):
 
-    cd benchmarks
-    python scale_invariance.py --crops ikonos_dev l8_dev
-    python quality_ablation.py --crops ikonos_dev --set adapt.spatial_loss=correlation_match
-    python scale_invariance.py --crops ikonos_dev --heads adapt.spatial_loss=correlation_match
+    python benchmarks/scale_invariance.py --crops ikonos_dev l8_dev
+    python benchmarks/quality_ablation.py --crops ikonos_dev \
+        --set adapt.spatial_loss=correlation_match
+    python benchmarks/scale_invariance.py --crops ikonos_dev \
+        --heads adapt.spatial_loss=correlation_match
 
 ``--heads`` takes the same overrides, in the same order, as the quality_ablation run (no
 overrides: the default variant). Where truth and estimate agree, matching the estimate moves
