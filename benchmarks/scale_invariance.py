@@ -37,7 +37,11 @@ from crossdiff_core.train.losses import local_correlation, mtf_blur, regression_
 
 
 def _tensor(array: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None]
+    """(1, B, H, W) float32, each band less its mean: both statistics ignore a shift, and DN
+    in the hundreds would lose the small local variances to float32 rounding."""
+    array = np.asarray(array, np.float64)
+    centred = array - array.mean(axis=(-2, -1), keepdims=True)
+    return torch.from_numpy(np.ascontiguousarray(centred, dtype=np.float32))[None]
 
 
 def relation(bands: np.ndarray, pan: torch.Tensor, window: int, gain_window: int):
