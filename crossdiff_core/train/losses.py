@@ -10,9 +10,11 @@ The default is unsupervised and works at full resolution: no reference image exi
   the bands far more PAN-like than the reference), and, with ``gain_weight``, the regression gain
   of each band on the PAN pooled over those windows should be the low scale's gain. Correlation
   is blind to the detail's amplitude and the spectral term favours less of it, so without the
-  gain the head injects too little. On Wald copies of ikonos_dev both low-scale estimates were
-  measured within a few hundredths of the reference's own values. A differentiable D_s is also
-  here: trained on it alone, the head was measured to optimise the index rather than the image.
+  gain the head injects too little. On the Wald copy of ikonos_dev both low-scale estimates were
+  measured within a few hundredths of the reference's own values; on l8_dev they overshoot it
+  (benchmarks/scale_invariance.py), and the options lose there and on WV3, so
+  ``local_correlation`` without gain stays the default. A differentiable D_s is also here:
+  trained on it alone, the head was measured to optimise the index rather than the image.
 ``supervised_reduced`` exists only for comparison.
 All tensors are in the same units (the networks' range); shapes are (N, B, H, W) for MS-like
 tensors and (N, 1, H, W) for the PAN.
