@@ -62,6 +62,17 @@ def spectral_consistency(
     return F.l1_loss(degraded, ms)
 
 
+def _local_moments(
+    a: torch.Tensor, b: torch.Tensor, window: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(mean of a, covariance of a and b, variance of b) over sliding ``window`` boxes ('valid')."""
+    mean_a = F.avg_pool2d(a, window, stride=1)
+    mean_b = F.avg_pool2d(b, window, stride=1)
+    cov = F.avg_pool2d(a * b, window, stride=1) - mean_a * mean_b
+    var_b = (F.avg_pool2d(b * b, window, stride=1) - mean_b**2).clamp_min(0)
+    return mean_a, cov, var_b
+
+
 def local_correlation(
     a: torch.Tensor, b: torch.Tensor, window: int, eps: float = 1e-12
 ) -> torch.Tensor:
@@ -69,11 +80,8 @@ def local_correlation(
 
     a (N, B, H, W), b (N, 1 or B, H, W) -> (N, B, H - window + 1, W - window + 1).
     """
-    mean_a = F.avg_pool2d(a, window, stride=1)
-    mean_b = F.avg_pool2d(b, window, stride=1)
-    cov = F.avg_pool2d(a * b, window, stride=1) - mean_a * mean_b
+    mean_a, cov, var_b = _local_moments(a, b, window)
     var_a = (F.avg_pool2d(a * a, window, stride=1) - mean_a**2).clamp_min(0)
-    var_b = (F.avg_pool2d(b * b, window, stride=1) - mean_b**2).clamp_min(0)
     return cov / torch.sqrt(var_a * var_b + eps)
 
 
@@ -107,10 +115,7 @@ def regression_gain(a: torch.Tensor, b: torch.Tensor, window: int) -> torch.Tens
 
     a (N, B, H, W), b (N, 1, H, W) -> (N, B).
     """
-    mean_a = F.avg_pool2d(a, window, stride=1)
-    mean_b = F.avg_pool2d(b, window, stride=1)
-    cov = F.avg_pool2d(a * b, window, stride=1) - mean_a * mean_b
-    var_b = (F.avg_pool2d(b * b, window, stride=1) - mean_b**2).clamp_min(0)
+    _, cov, var_b = _local_moments(a, b, window)
     return cov.sum(dim=(-2, -1)) / var_b.sum(dim=(-2, -1)).clamp_min(1e-12)
 
 
