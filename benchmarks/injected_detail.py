@@ -32,7 +32,6 @@ import quality_ablation
 
 from crossdiff_core.degrade import interp23tap
 from crossdiff_core.evaluation import TOOLBOX_BORDER_CUT
-from crossdiff_core.io.store import open_scene
 from crossdiff_core.pansharpener import load_pansharpener
 
 METHODS = (
@@ -69,11 +68,7 @@ def detail_statistics(
 
 
 def crop_rows(crop: str, work: Path, overrides: list[str]) -> tuple[list, list[str]]:
-    stores = quality_ablation.prepared_stores(crop, work)
-    full, reduced = open_scene(stores["full"]), open_scene(stores["reduced"])
-    reference = np.asarray(full.ms.values, np.float64)
-    ms_lr = np.asarray(reduced.ms.values, np.float64)
-    pan_lr = np.asarray(reduced.pan.values, np.float64)
+    full, reference, ms_lr, pan_lr = quality_ablation.wald_arrays(crop, work)
     ms_up = interp23tap(ms_lr, full.ratio)
     rows = []
     for method in METHODS:
@@ -97,8 +92,7 @@ def main() -> None:
     parser.add_argument("--crops", nargs="+", default=["ikonos_dev", "l8_dev"])
     parser.add_argument("--heads", nargs="*", default=[], metavar="SECTION.KEY=VALUE",
                         help="the overrides quality_ablation.py trained the heads with")
-    parser.add_argument("--work", type=Path,
-                        default=quality_ablation.ROOT / "benchmarks" / "out" / "ablation")
+    parser.add_argument("--work", type=Path, default=quality_ablation.DEFAULT_WORK)
     args = parser.parse_args()
     os.environ.setdefault("TQDM_DISABLE", "1")
     for crop in args.crops:

@@ -34,6 +34,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("CROSSDIFF_SHARED", ROOT.parent / "shared"))
+DEFAULT_WORK = ROOT / "benchmarks" / "out" / "ablation"  # --work of this script and its readers
 
 VARIANTS: dict[str, list[str]] = {
     "default": [],
@@ -220,6 +221,18 @@ def prepared_stores(crop: str, work: Path) -> dict[str, str]:
     return json.loads((base / "prepared.json").read_text())
 
 
+def wald_arrays(crop: str, work: Path):
+    """(full-resolution scene, its MS as the reference, the Wald copy's MS, the Wald copy's PAN) of
+    a crop, arrays float64: what the reduced-resolution diagnostics compare heads against."""
+    from crossdiff_core.io.store import open_scene
+
+    stores = prepared_stores(crop, work)
+    full, reduced = open_scene(stores["full"]), open_scene(stores["reduced"])
+    reference = np.asarray(full.ms.values, np.float64)
+    return (full, reference, np.asarray(reduced.ms.values, np.float64),
+            np.asarray(reduced.pan.values, np.float64))
+
+
 def head_folder(work: Path, crop: str, overrides: list[str], method: str, seed: int) -> Path:
     """Where :func:`run_variant` leaves the heads (full/, reduced/) of one method and seed."""
     return work / "heads" / _digest([crop, overrides, method, seed])
@@ -316,7 +329,7 @@ def main() -> None:
     parser.add_argument("--branches", action="store_true",
                         help="also heads on one pretrained branch beside the other's random twin "
                              "(crossdiff_p2m_pretrained, crossdiff_m2p_pretrained)")
-    parser.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "out" / "ablation")
+    parser.add_argument("--work", type=Path, default=DEFAULT_WORK)
     parser.add_argument("--out", type=Path, help="append the rows (JSON lines) to this file")
     parser.add_argument("--classical", action="store_true",
                         help="print the best classical method per crop and stop")

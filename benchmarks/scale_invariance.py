@@ -31,7 +31,6 @@ import quality_ablation
 import torch
 
 from crossdiff_core.degrade import interp23tap, pan_mtf_kernel
-from crossdiff_core.io.store import open_scene
 from crossdiff_core.pansharpener import load_pansharpener
 from crossdiff_core.train.losses import local_correlation, mtf_blur, regression_gain
 
@@ -52,11 +51,7 @@ def relation(bands: np.ndarray, pan: torch.Tensor, window: int, gain_window: int
 
 
 def crop_rows(crop: str, work: Path, gain_window: int | None, heads: list[str] | None):
-    stores = quality_ablation.prepared_stores(crop, work)
-    full, reduced = open_scene(stores["full"]), open_scene(stores["reduced"])
-    reference = np.asarray(full.ms.values, np.float64)
-    ms_lr = np.asarray(reduced.ms.values, np.float64)
-    pan_lr = np.asarray(reduced.pan.values, np.float64)
+    full, reference, ms_lr, pan_lr = quality_ablation.wald_arrays(crop, work)
     ratio = full.ratio
     window, gain_window = 2 * ratio, gain_window or 2 * ratio
     pan = _tensor(pan_lr[None])
@@ -83,8 +78,7 @@ def main() -> None:
     parser.add_argument("--gain-window", type=int, help="PAN pixels (default: 2 x ratio)")
     parser.add_argument("--heads", nargs="*", metavar="SECTION.KEY=VALUE",
                         help="also the heads quality_ablation.py trained with these overrides")
-    parser.add_argument("--work", type=Path,
-                        default=quality_ablation.ROOT / "benchmarks" / "out" / "ablation")
+    parser.add_argument("--work", type=Path, default=quality_ablation.DEFAULT_WORK)
     args = parser.parse_args()
     os.environ.setdefault("TQDM_DISABLE", "1")
     for crop in args.crops:
