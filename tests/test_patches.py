@@ -142,3 +142,39 @@ def test_in_memory_scenes_give_the_same_samples_as_lazy_reads(tmp_path, monkeypa
     for index in range(6):
         for key, value in held[index].items():
             assert torch.equal(value, lazy[index][key]), (index, key)
+
+
+def test_matched_scale_pairs_the_ms_with_the_pan_reduced_to_its_grid():
+    from crossdiff_core.degrade import imresize_bicubic
+
+    scene = _scene(ms_shape=(48, 48), seed=5)
+    original = PatchDataset([scene], pan_patch=32, seed=2, normalisation="bit_depth")
+    matched = PatchDataset([scene], pan_patch=32, seed=2, normalisation="bit_depth",
+                           pretext="matched_scale")
+    reduced = to_model_range(imresize_bicubic(scene.pan.values.astype(np.float64), 0.5), 65535.0)
+    interior = 0
+    for index in range(40):
+        box, sample = matched.box_for(index)
+        # Same ground as the original-scale sample of that index, now on the MS grid.
+        assert original.box_for(index)[0] == box
+        assert sample["pan"].shape == (1, 16, 16) and sample["ms_up"].shape == (4, 16, 16)
+        ms = to_model_range(
+            scene.ms.values[:, box.row : box.row + 16, box.col : box.col + 16], 65535.0
+        )
+        np.testing.assert_allclose(sample["ms_up"].numpy(), ms, atol=1e-6)
+        assert torch.equal(sample["ms"], sample["ms_up"])
+        # Away from the scene's borders the PAN is the whole scene's bicubic reduction.
+        if min(box.row, box.col) >= 3 and max(box.row, box.col) + 16 <= 48 - 3:
+            crop = reduced[box.row : box.row + 16, box.col : box.col + 16]
+            np.testing.assert_allclose(sample["pan"][0].numpy(), crop, atol=1e-5)
+            interior += 1
+    assert interior >= 3
+
+
+def test_matched_scale_mirrors_the_pan_at_scene_edges_and_refuses_unknown_pretexts():
+    scene = _scene(ms_shape=(16, 16), seed=6)
+    dataset = PatchDataset([scene], pan_patch=32, seed=0, pretext="matched_scale")
+    sample = dataset[0]  # the only position: every side touches a scene edge
+    assert sample["pan"].shape == (1, 16, 16) and torch.isfinite(sample["pan"]).all()
+    with pytest.raises(ValueError, match="pretext 'wald'"):
+        PatchDataset([scene], pan_patch=32, pretext="wald")

@@ -208,3 +208,19 @@ def test_cuda_path_uses_bf16_autocast_and_channels_last(tmp_path, scenes):
     assert all(channels_last for _, channels_last in seen_dtypes)
     assert torch.isfinite(torch.tensor(result.final_loss))
     assert load_unet(tmp_path / "p2m").config["in_channels"] == 4
+
+
+def test_matched_scale_pretext_trains_on_ms_grid_patches_and_refuses_odd_ones(tmp_path, scenes):
+    settings = dict(branch="p2m", scenes=scenes, steps=2, **{**TINY, "pan_patch": 32})
+    config = PretrainConfig(out=str(tmp_path / "ok"), pretext="matched_scale", **settings)
+    train_branch(config)
+    document = json.loads((tmp_path / "ok" / "p2m" / "config.json").read_text())
+    assert document["extra"]["pretext"] == "matched_scale"
+    # PAN 18 px is 9 MS px at ratio 2: two UNet levels need an even edge.
+    odd = PretrainConfig(out=str(tmp_path / "odd"), pretext="matched_scale",
+                         **{**settings, "pan_patch": 18})
+    with pytest.raises(ValueError, match="multiple of 4"):
+        train_branch(odd)
+    assert not (tmp_path / "odd" / "p2m").exists()
+    with pytest.raises(ValueError, match="pretrain.pretext 'wald'"):
+        PretrainConfig(out=str(tmp_path), pretext="wald", **settings)

@@ -13,6 +13,11 @@ BRANCHES = ("p2m", "m2p")
 SCRATCH = "scratch"
 # constant: lr throughout; cosine: lr decays to 0 along a half cosine over the steps.
 LR_SCHEDULES = ("cosine", "constant")
+# What the pretext pairs are (crossdiff_core.train.patches): "original" pairs the PAN with the
+# upsampled MS on the PAN grid (the MS target then has none of the PAN's finer detail);
+# "matched_scale" pairs the MS with the PAN reduced to the MS grid, where both carry detail of
+# the same scale, so each branch learns how one image's detail predicts the other's.
+PRETEXTS = ("original", "matched_scale")
 
 # Settings that change what a run computes; a checkpoint is only resumed when they all match.
 # (steps, checkpoint_every, num_workers, device, processes, deterministic, threads, out, scenes
@@ -20,6 +25,7 @@ LR_SCHEDULES = ("cosine", "constant")
 RESUME_KEYS = (
     "branch", "seed", "pan_patch", "batch_size", "lr", "weight_decay", "grad_clip", "ema_decay",
     "channels", "schedule", "timesteps", "cond_drop_prob", "train_t_max", "normalisation",
+    "pretext",
 )
 
 
@@ -66,8 +72,12 @@ class PretrainSettings:
     # pretraining run (crossdiff_core.train.init_weights): each branch starts from its weights
     # and trains ``steps`` more steps on ``scenes``.
     init: str = SCRATCH
+    # The pretext pairs: PRETEXTS above.
+    pretext: str = "original"
 
     def __post_init__(self) -> None:
+        if self.pretext not in PRETEXTS:
+            raise ValueError(f"pretrain.pretext {self.pretext!r}: use one of {PRETEXTS}")
         self.init = str(self.init).strip()
         if not self.init:
             raise ValueError("pretrain.init must be 'scratch' or a folder of pretrained p2m/ m2p/")

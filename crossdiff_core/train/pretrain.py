@@ -294,7 +294,14 @@ def _start_run(config: PretrainConfig, resume: bool, restart_on_mismatch: bool =
     stores = find_scene_stores(config.scenes)
     dataset = PatchDataset(stores, config.pan_patch, seed=config.seed,
                            length=config.steps * config.batch_size, hold_out=True,
-                           normalisation=config.normalisation)
+                           normalisation=config.normalisation, pretext=config.pretext)
+    multiple = 2 ** (len(config.channels) - 1)
+    if config.pretext == "matched_scale" and dataset.ms_patch % multiple:
+        raise ValueError(
+            f"pretrain.pretext matched_scale trains on MS-grid patches of pan_patch / ratio = "
+            f"{dataset.ms_patch} pixels, which {len(config.channels)} UNet levels need divisible "
+            f"by {multiple}: set pretrain.pan_patch to a multiple of {multiple * dataset.ratio}"
+        )
 
     torch.manual_seed(config.seed)
     # NumPy's global generator draws nothing here, but the checkpoint keeps its state: seeded, a
@@ -427,7 +434,7 @@ def _training_step(run: _Run, batch: dict[str, torch.Tensor], step: int) -> floa
     local = config.batch_size // dist.world_size
     channels = run.dataset.n_bands if config.branch == "p2m" else 1
     x0, condition = branch_inputs(config.branch, batch)
-    shape = (config.batch_size, channels, config.pan_patch, config.pan_patch)
+    shape = (config.batch_size, channels, *x0.shape[-2:])
     t, noise, drop = run.diffusion.draw_training_inputs(
         shape, run.generator, config.cond_drop_prob, config.train_t_max)
     mine = slice(dist.rank * local, (dist.rank + 1) * local)
@@ -488,6 +495,7 @@ def _write_outputs(run: _Run, final_model: ConditionalUNet, step: int) -> dict:
         "scale_max": scene.scale_max,
         "normalisation": dataset.normalisation.to_dict(),
         "train_t_max": config.train_t_max,
+        "pretext": config.pretext,
         "ema": run.ema is not None,
     }
     if run.init is not None:
