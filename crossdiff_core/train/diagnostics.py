@@ -102,7 +102,7 @@ def write_diagnostics(
         "ddim_steps": config.sample_steps,
         "guidance_scale": config.guidance_scale,
         "tile": {"scene": dataset.names[box.scene], "ms_row": box.row, "ms_col": box.col,
-                 "pan_size": config.pan_patch,
+                 "pan_size": config.pan_patch, "pretext": dataset.pretext,
                  "held_out": dataset.held_out_box is not None},
         "rmse": rmse,
         "mae": float(error.abs().mean()),
