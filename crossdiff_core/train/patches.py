@@ -24,6 +24,7 @@ from torch.utils.data import Dataset
 
 from crossdiff_core.scaling import Normalisation, scene_normalisation
 from crossdiff_core.scene import Scene
+from crossdiff_core.train.config import PRETEXTS
 
 # MS pixels read around a patch before interp23tap, then cropped away. The toolbox's 23-tap
 # interpolation reaches about 5.5 MS pixels at ratio 2, 8.3 at ratio 4 and 9.6 at ratio 8, so its
@@ -38,7 +39,6 @@ IN_MEMORY_BYTES = 1 << 30
 # MS pixels of PAN read around a matched-scale patch before the bicubic reduction (whose kernel
 # reaches 2 MS pixels), then cropped away.
 REDUCE_MARGIN = 3
-PRETEXTS = ("original", "matched_scale")
 
 
 @dataclass(frozen=True)
@@ -216,11 +216,11 @@ class PatchDataset(Dataset):
         from crossdiff_core.degrade import interp23tap
 
         scene = self._open()[box.scene]
+        if self.pretext == "matched_scale":
+            return self._read_matched(box)
         ratio, size = self.ratio, self.ms_patch
         pan_rows = slice(box.row * ratio, (box.row + size) * ratio)
         pan_cols = slice(box.col * ratio, (box.col + size) * ratio)
-        if self.pretext == "matched_scale":
-            return self._read_matched(box)
         pan = self._window(box.scene, "pan", pan_rows, pan_cols).astype(np.float64)
         height, width = self.ms_shapes[box.scene]
         top, left = max(box.row - UPSAMPLE_MARGIN, 0), max(box.col - UPSAMPLE_MARGIN, 0)
