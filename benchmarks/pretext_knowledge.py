@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 import quality_ablation
 import torch
-import yaml
 
 from crossdiff_core.degrade import interp23tap
 from crossdiff_core.diffusion import GaussianDiffusion, make_schedule
@@ -48,9 +47,7 @@ def one_step_estimate(model: ConditionalUNet, diffusion: GaussianDiffusion, ms_u
 
 def crop_rows(crop: str, overrides: list[str], work: Path, timesteps: tuple[int, ...]):
     """[(label, Q2n, SAM)]: EXP, then the one-step estimate at each of ``timesteps``."""
-    params = quality_ablation.apply_overrides(
-        yaml.safe_load((quality_ablation.ROOT / "params.yaml").read_text()), overrides
-    )
+    params = quality_ablation.variant_params(overrides)
     store = quality_ablation.prepared_stores(crop, work)["reduced"]
     folder = quality_ablation.pretrained_encoders(store, params, work).parent / "pretrain" / "p2m"
     full, reference, ms_lr, pan_lr = quality_ablation.wald_arrays(crop, work)

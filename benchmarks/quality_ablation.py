@@ -127,6 +127,11 @@ def apply_overrides(params: dict, overrides: list[str]) -> dict:
     return params
 
 
+def variant_params(overrides: list[str]) -> dict:
+    """The project's params.yaml with ``overrides`` (``section.key=value``) applied."""
+    return apply_overrides(yaml.safe_load((ROOT / "params.yaml").read_text()), overrides)
+
+
 def _digest(value) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -251,7 +256,7 @@ def run_variant(
     from crossdiff_core.pansharpener import load_pansharpener
 
     torch.set_num_threads(threads or os.cpu_count() or 1)
-    params = apply_overrides(yaml.safe_load((ROOT / "params.yaml").read_text()), overrides)
+    params = variant_params(overrides)
     stores = prepared_stores(crop, work)
     full, reduced = open_scene(stores["full"]), open_scene(stores["reduced"])
     ms = np.asarray(full.ms.values, np.float64)

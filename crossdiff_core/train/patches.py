@@ -215,9 +215,9 @@ class PatchDataset(Dataset):
         """The sample at ``box``, or None when it touches nodata."""
         from crossdiff_core.degrade import interp23tap
 
-        scene = self._open()[box.scene]
         if self.pretext == "matched_scale":
             return self._read_matched(box)
+        scene = self._open()[box.scene]
         ratio, size = self.ratio, self.ms_patch
         pan_rows = slice(box.row * ratio, (box.row + size) * ratio)
         pan_cols = slice(box.col * ratio, (box.col + size) * ratio)

@@ -295,19 +295,19 @@ def _start_run(config: PretrainConfig, resume: bool, restart_on_mismatch: bool =
     dataset = PatchDataset(stores, config.pan_patch, seed=config.seed,
                            length=config.steps * config.batch_size, hold_out=True,
                            normalisation=config.normalisation, pretext=config.pretext)
-    multiple = 2 ** (len(config.channels) - 1)
-    if config.pretext == "matched_scale" and dataset.ms_patch % multiple:
-        raise ValueError(
-            f"pretrain.pretext matched_scale trains on MS-grid patches of pan_patch / ratio = "
-            f"{dataset.ms_patch} pixels, which {len(config.channels)} UNet levels need divisible "
-            f"by {multiple}: set pretrain.pan_patch to a multiple of {multiple * dataset.ratio}"
-        )
 
     torch.manual_seed(config.seed)
     # NumPy's global generator draws nothing here, but the checkpoint keeps its state: seeded, a
     # checkpoint is the same bytes in every run (unseeded it came from the OS entropy pool).
     np.random.seed(config.seed)
     model = build_unet(config, dataset.n_bands)
+    multiple = model.size_multiple
+    if config.pretext == "matched_scale" and dataset.ms_patch % multiple:
+        raise ValueError(
+            f"pretrain.pretext matched_scale trains on MS-grid patches of pan_patch / ratio = "
+            f"{dataset.ms_patch} pixels, which {len(config.channels)} UNet levels need divisible "
+            f"by {multiple}: set pretrain.pan_patch to a multiple of {multiple * dataset.ratio}"
+        )
     start = _starting_weights(config, dataset, model)
     if start is not None:
         model.load_state_dict(start.state)
