@@ -18,6 +18,12 @@ CrossDiff and of the random-encoder ablation, head seed 0):
 ``--heads`` takes the same overrides, in the same order, as the quality_ablation run (no
 overrides: the default variant). Where truth and estimate agree, matching the estimate moves
 the image toward the reference; where they do not (measured on l8_dev), it moves it away.
+
+A third column, the detail gain, is the amplitude of the injected detail as the classical
+detail-injection methods see it: the least-squares gain of each band's high-pass (the band less
+its MS-MTF blur) on the PAN's high-pass (the PAN less its PAN-MTF blur), over the whole crop.
+The row "matched scale" is the one estimate of it that needs no reference: the same gain of the
+MS on the PAN reduced to the MS grid, one scale down.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ import numpy as np
 import quality_ablation
 import torch
 
-from crossdiff_core.degrade import interp23tap, pan_mtf_kernel
+from crossdiff_core.degrade import interp23tap, mtf_kernels, pan_mtf_kernel, wald_degrade
 from crossdiff_core.pansharpener import load_pansharpener
 from crossdiff_core.train.losses import local_correlation, mtf_blur, regression_gain
 
@@ -50,23 +56,42 @@ def relation(bands: np.ndarray, pan: torch.Tensor, window: int, gain_window: int
     return rho.numpy(), regression_gain(tensor, pan, gain_window)[0].numpy()
 
 
+def detail_gain(bands: np.ndarray, pan: np.ndarray, sensor, ratio: int) -> np.ndarray:
+    """Least-squares gain per band of the bands' high-pass on the PAN's high-pass (whole image);
+    bands (B, H, W) and pan (H, W) on one grid, high-pass = image less its sensor-MTF blur."""
+    band_kernels = torch.from_numpy(mtf_kernels(sensor, ratio, bands.shape[0])).float()
+    pan_kernel = torch.from_numpy(pan_mtf_kernel(sensor, ratio)).float()[None]
+    band_tensor, pan_tensor = _tensor(bands), _tensor(pan[None])
+    band_detail = (band_tensor - mtf_blur(band_tensor, band_kernels))[0].double()
+    pan_detail = (pan_tensor - mtf_blur(pan_tensor, pan_kernel))[0, 0].double()
+    band_detail = band_detail - band_detail.mean(dim=(-2, -1), keepdim=True)
+    pan_detail = pan_detail - pan_detail.mean()
+    return ((band_detail * pan_detail).sum(dim=(-2, -1)) / (pan_detail**2).sum()).numpy()
+
+
 def crop_rows(crop: str, work: Path, gain_window: int | None, heads: list[str] | None):
+    """[(image, correlation per band, gain per band, detail gain per band or None)], ..."""
     full, reference, ms_lr, pan_lr = quality_ablation.wald_arrays(crop, work)
-    ratio = full.ratio
+    ratio, sensor = full.ratio, full.sensor
     window, gain_window = 2 * ratio, gain_window or 2 * ratio
     pan = _tensor(pan_lr[None])
-    kernel = torch.from_numpy(pan_mtf_kernel(full.sensor, ratio)).float()[None]
+    kernel = torch.from_numpy(pan_mtf_kernel(sensor, ratio)).float()[None]
     pan_low = mtf_blur(pan, kernel)
     ms_up = interp23tap(ms_lr, ratio)
-    rows = [("reference (truth)", *relation(reference, pan, window, gain_window))]
+    rows = [("reference (truth)", *relation(reference, pan, window, gain_window),
+             detail_gain(reference, pan_lr, sensor, ratio))]
     estimate = relation(ms_up, pan_low, window, gain_window)
-    rows.append(("low-scale estimate (the loss's target)", *estimate))
+    rows.append(("low-scale estimate (the loss's target)", *estimate, None))
+    _, pan_reduced = wald_degrade(ms_lr, pan_lr, ratio, sensor)
+    rows.append(("matched scale: the MS on the PAN reduced to its grid", None, None,
+                 detail_gain(ms_lr, pan_reduced, sensor, ratio)))
     for method in ("crossdiff", "crossdiff_random_encoders") if heads is not None else ():
         folder = quality_ablation.head_folder(work, crop, heads, method, 0) / "reduced"
         if not (folder / "config.json").is_file():
             raise SystemExit(f"no head in {folder}: run quality_ablation.py with these overrides")
         fused = load_pansharpener(folder).fuse(ms_lr, pan_lr)
-        rows.append((method, *relation(fused, pan, window, gain_window)))
+        rows.append((method, *relation(fused, pan, window, gain_window),
+                     detail_gain(fused, pan_lr, sensor, ratio)))
     return rows, window, gain_window, list(full.ms.band.values)
 
 
@@ -85,11 +110,12 @@ def main() -> None:
         rows, window, gain_window, bands = crop_rows(crop, args.work, args.gain_window, args.heads)
         print(f"\n{crop} (Wald copy): local correlation with the PAN in {window}-px windows | "
               f"regression gain on the PAN pooled over {gain_window}-px windows; bands {bands}")
-        print("| image | correlation per band | gain per band |")
-        print("| --- | --- | --- |")
-        for name, rho, gain in rows:
-            print(f"| {name} | {' '.join(f'{v:.3f}' for v in rho)} | "
-                  f"{' '.join(f'{v:.3f}' for v in gain)} |", flush=True)
+        print("| image | correlation per band | gain per band | detail gain per band |")
+        print("| --- | --- | --- | --- |")
+        for name, *values in rows:
+            cells = [" ".join(f"{v:.3f}" for v in column) if column is not None else "-"
+                     for column in values]
+            print(f"| {name} | {' | '.join(cells)} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -55,6 +55,26 @@ def test_correlation_match_penalises_too_much_correlation_where_the_cap_does_not
     assert float(correlation_match_loss(fused, pan, 8, exact)) == pytest.approx(0.0, abs=1e-6)
 
 
+def test_overshoot_weight_scales_the_pull_from_above_only():
+    """0 gives the one-sided term (less its constant), 1 the two-sided match, between: between."""
+    pan, noise = _pan_and_band()
+    fused = pan.expand(-1, 3, -1, -1) + 0.7 * noise
+    rho = local_correlation(fused, pan, 8)
+    # Half the windows' targets above the correlation, half below.
+    target = (rho + torch.where(torch.rand_like(rho) < 0.5, 0.2, -0.2)).detach()
+    below = torch.relu(target - rho).mean()
+    above = torch.relu(rho - target).mean()
+    for weight in (0.0, 0.3, 1.0):
+        loss = correlation_match_loss(fused, pan, 8, target, overshoot_weight=weight)
+        torch.testing.assert_close(loss, below + weight * above)
+    one_sided = local_correlation_loss(fused, pan, 8, target)
+    torch.testing.assert_close(
+        correlation_match_loss(fused, pan, 8, target, overshoot_weight=0.0),
+        one_sided - (1 - target).mean(),
+    )
+    assert float(above) > 0.05 and float(below) > 0.05  # both sides really present
+
+
 def test_gain_term_asks_for_detail_that_the_correlation_term_leaves_free():
     """Correlation is blind to the detail's amplitude; the gain term is not."""
     pan, _ = _pan_and_band()
@@ -87,3 +107,39 @@ def test_bad_gain_settings_are_refused(values):
 
     with pytest.raises(ValueError, match="adapt.gain_"):
         AdaptConfig(**values)
+
+
+@pytest.mark.parametrize(
+    ("values", "key"),
+    [
+        ({"overshoot_weight": -0.1}, "overshoot_weight"),
+        ({"overshoot_weight": 1.5}, "overshoot_weight"),
+        ({"correlation_boost": -0.1}, "correlation_boost"),
+        ({"correlation_boost": 1.0}, "correlation_boost"),
+    ],
+)
+def test_correlation_settings_outside_their_range_are_refused(values, key):
+    from crossdiff_core.train.config import AdaptConfig
+
+    with pytest.raises(ValueError, match=f"adapt.{key}"):
+        AdaptConfig(**values)
+
+
+def test_correlation_boost_moves_the_target_toward_one():
+    """boost b asks for rho_low + b (1 - rho_low): the image with exactly the low-scale
+    relation scores zero without the boost and b (1 - rho_low) with it."""
+    pan, noise = _pan_and_band()
+    pan_low = torch.nn.functional.avg_pool2d(pan, 3, stride=1, padding=1)
+    ms_up = pan_low.expand(-1, 3, -1, -1) + 0.3 * noise
+    kernels = torch.zeros(3, 3, 3)
+    kernels[:, 1, 1] = 1.0
+    # The fused image is the upsampled MS and its PAN the low-passed one: rho == rho_low.
+    args = (ms_up, ms_up[..., 2::4, 2::4], pan_low, ms_up, pan_low)
+    rho_low = local_correlation(ms_up, pan_low, 8)
+    for boost in (0.0, 0.5):
+        loss = AdaptationLoss(
+            kernels, 4, spatial_loss="correlation_match", spectral_weight=0.0,
+            correlation_boost=boost,
+        )
+        torch.testing.assert_close(loss(*args)["spatial"], (boost * (1 - rho_low)).mean())
+    assert float((1 - rho_low).mean()) > 0.2  # the boost really moves the target

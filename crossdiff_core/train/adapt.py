@@ -138,6 +138,8 @@ def adapt_head(
         spatial_loss=config.spatial_loss,
         gain_weight=config.gain_weight,
         gain_window=config.gain_window,
+        overshoot_weight=config.overshoot_weight,
+        correlation_boost=config.correlation_boost,
     )
     pan_kernel = torch.from_numpy(pan_mtf_kernel(sensor, dataset.ratio)).float()[None].to(device)
     optimiser = torch.optim.AdamW(model.head.parameters(), lr=config.lr)

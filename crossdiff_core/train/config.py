@@ -177,6 +177,8 @@ class AdaptConfig:
     spatial_loss: str = "local_correlation"
     gain_weight: float = 0.0
     gain_window: int = 8
+    overshoot_weight: float = 1.0
+    correlation_boost: float = 0.0
     mode: str = "unsupervised"
     head_channels: list[int] = field(default_factory=lambda: [32, 32, 64, 64])
     input_skip: bool = False
@@ -199,6 +201,14 @@ class AdaptConfig:
             raise ValueError(
                 f"adapt.gain_weight must be >= 0 (got {self.gain_weight}) and adapt.gain_window "
                 f">= 2 pixels (got {self.gain_window})"
+            )
+        if not 0 <= self.overshoot_weight <= 1:
+            raise ValueError(
+                f"adapt.overshoot_weight must lie in [0, 1] (got {self.overshoot_weight})"
+            )
+        if not 0 <= self.correlation_boost < 1:
+            raise ValueError(
+                f"adapt.correlation_boost must lie in [0, 1) (got {self.correlation_boost})"
             )
         if self.normalisation not in NORMALISATIONS:
             raise ValueError(

@@ -13,7 +13,10 @@ The default is unsupervised and works at full resolution: no reference image exi
   gain the head injects too little. On the Wald copy of ikonos_dev both low-scale estimates were
   measured within a few hundredths of the reference's own values; on l8_dev they overshoot it
   (benchmarks/scale_invariance.py), and the options lose there and on WV3, so
-  ``local_correlation`` without gain stays the default. A differentiable D_s is also here:
+  ``local_correlation`` without gain stays the default. ``overshoot_weight`` prices a
+  correlation above the target between the two terms (0: one-sided, 1: matched) and
+  ``correlation_boost`` moves the target toward 1 (both measured in the README, "The pretext's
+  scale"). A differentiable D_s is also here:
   trained on it alone, the head was measured to optimise the index rather than the image.
 ``supervised_reduced`` exists only for comparison.
 All tensors are in the same units (the networks' range); shapes are (N, B, H, W) for MS-like
@@ -100,12 +103,19 @@ def local_correlation_loss(
 
 
 def correlation_match_loss(
-    fused: torch.Tensor, pan: torch.Tensor, window: int, target: torch.Tensor
+    fused: torch.Tensor,
+    pan: torch.Tensor,
+    window: int,
+    target: torch.Tensor,
+    overshoot_weight: float = 1.0,
 ) -> torch.Tensor:
-    """Mean of |rho(fused_b, PAN) - target| over bands and windows: the local correlation is
-    pulled to the target from both sides, not only up to it.
+    """Mean over bands and windows of max(target - rho, 0) + w max(rho - target, 0) with
+    rho = rho(fused_b, PAN) and w = ``overshoot_weight``: the local correlation is pulled to the
+    target from below and, with that weight, from above (1: |rho - target|; 0:
+    ``local_correlation_loss`` less a constant).
     """
-    return (local_correlation(fused, pan, window) - target).abs().mean()
+    gap = local_correlation(fused, pan, window) - target
+    return (F.relu(-gap) + overshoot_weight * F.relu(gap)).mean()
 
 
 def regression_gain(a: torch.Tensor, b: torch.Tensor, window: int) -> torch.Tensor:
@@ -160,6 +170,8 @@ class AdaptationLoss:
     d_s_block: int = 32
     gain_weight: float = 0.0  # with either correlation term: weight of the regression-gain match
     gain_window: int = 8  # PAN pixels of the windows that gain is pooled over
+    overshoot_weight: float = 1.0  # correlation_match: weight of a correlation above the target
+    correlation_boost: float = 0.0  # target = rho_low + boost * (1 - rho_low)
 
     def __post_init__(self) -> None:
         if self.spatial_loss not in SPATIAL_LOSSES:
@@ -185,10 +197,13 @@ class AdaptationLoss:
         if self.spatial_loss in ("local_correlation", "correlation_match"):
             with torch.no_grad():
                 rho_low = local_correlation(ms_up, pan_low, self.window)
+                rho_low = rho_low + self.correlation_boost * (1 - rho_low)
             if self.spatial_loss == "local_correlation":
                 spatial = local_correlation_loss(fused, pan, self.window, rho_low)
             else:
-                spatial = correlation_match_loss(fused, pan, self.window, rho_low)
+                spatial = correlation_match_loss(
+                    fused, pan, self.window, rho_low, self.overshoot_weight
+                )
             if self.gain_weight:
                 with torch.no_grad():
                     gain_low = regression_gain(ms_up, pan_low, self.gain_window)
