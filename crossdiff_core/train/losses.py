@@ -15,8 +15,8 @@ The default is unsupervised and works at full resolution: no reference image exi
   (benchmarks/scale_invariance.py), and the options lose there and on WV3, so
   ``local_correlation`` without gain stays the default. ``overshoot_weight`` prices a
   correlation above the target between the two terms (0: one-sided, 1: matched) and
-  ``correlation_boost`` moves the target toward 1 (both measured in the README, "The pretext's
-  scale"). A differentiable D_s is also here:
+  ``correlation_boost`` moves the target toward 1 (both measured in the README, "Where the
+  correlation target sits"). A differentiable D_s is also here:
   trained on it alone, the head was measured to optimise the index rather than the image.
 ``supervised_reduced`` exists only for comparison.
 All tensors are in the same units (the networks' range); shapes are (N, B, H, W) for MS-like
@@ -197,12 +197,12 @@ class AdaptationLoss:
         if self.spatial_loss in ("local_correlation", "correlation_match"):
             with torch.no_grad():
                 rho_low = local_correlation(ms_up, pan_low, self.window)
-                rho_low = rho_low + self.correlation_boost * (1 - rho_low)
+                target = rho_low + self.correlation_boost * (1 - rho_low)
             if self.spatial_loss == "local_correlation":
-                spatial = local_correlation_loss(fused, pan, self.window, rho_low)
+                spatial = local_correlation_loss(fused, pan, self.window, target)
             else:
                 spatial = correlation_match_loss(
-                    fused, pan, self.window, rho_low, self.overshoot_weight
+                    fused, pan, self.window, target, self.overshoot_weight
                 )
             if self.gain_weight:
                 with torch.no_grad():
