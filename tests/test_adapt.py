@@ -120,6 +120,32 @@ def test_random_encoder_ablation_and_d_s_loss_run(qb, tmp_path):
     assert correlation.losses[0]["spatial"] != pytest.approx(result.losses[0]["spatial"])
 
 
+def test_correlation_settings_reach_the_loss(qb, tmp_path):
+    """adapt.overshoot_weight and adapt.correlation_boost shape the spatial term the head trains
+    on: step 1's logged term is the one computed here by hand."""
+    from crossdiff_core.degrade import pan_mtf_kernel
+    from crossdiff_core.sensors import get_sensor
+    from crossdiff_core.train.losses import correlation_match_loss, local_correlation, mtf_blur
+    from crossdiff_core.train.patches import PatchDataset
+
+    settings = tiny_settings(
+        random_encoders=True, spatial_loss="correlation_match", overshoot_weight=0.3,
+        correlation_boost=0.5,
+    )
+    result = adapt_head([qb["store"]], tmp_path / "boosted", None, settings)
+    dataset = PatchDataset([str(qb["store"])], settings.pan_patch, seed=settings.seed)
+    items = [dataset[i] for i in range(settings.batch_size)]
+    ms_up = torch.stack([item["ms_up"] for item in items])  # the zero-initialised head's output
+    pan = torch.stack([item["pan"] for item in items])
+    kernel = torch.from_numpy(pan_mtf_kernel(get_sensor("QuickBird"), 4)).float()[None]
+    rho_low = local_correlation(ms_up, mtf_blur(pan, kernel), 8)
+    expected = correlation_match_loss(ms_up, pan, 8, rho_low + 0.5 * (1 - rho_low), 0.3)
+    assert result.losses[0]["spatial"] == pytest.approx(float(expected), rel=1e-4)
+    plain = adapt_head([qb["store"]], tmp_path / "plain", None,
+                       tiny_settings(random_encoders=True, spatial_loss="correlation_match"))
+    assert plain.losses[0]["spatial"] != pytest.approx(result.losses[0]["spatial"], rel=1e-2)
+
+
 @pytest.mark.parametrize(
     "noise_free, decoder",
     [(True, False), (False, False), (True, True)],
