@@ -95,11 +95,24 @@ def test_cross_sensor_refuses_what_cannot_be_matched(qb, tmp_path):
         adapt_head([landsat], tmp_path / "y", load_extractor(qb["encoders"]), tiny_settings())
 
 
-def test_random_encoder_ablation_and_d_s_loss_run(qb, tmp_path):
+def _first_batch(store, settings) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(ms_up, pan, pan low-passed by the QuickBird PAN MTF) of adaptation step 1's batch: the
+    zero-initialised head returns that ms_up, so step 1's logged terms are computable by hand."""
     from crossdiff_core.degrade import pan_mtf_kernel
     from crossdiff_core.sensors import get_sensor
-    from crossdiff_core.train.losses import differentiable_d_s, mtf_blur
+    from crossdiff_core.train.losses import mtf_blur
     from crossdiff_core.train.patches import PatchDataset
+
+    dataset = PatchDataset([str(store)], settings.pan_patch, seed=settings.seed)
+    items = [dataset[i] for i in range(settings.batch_size)]
+    ms_up = torch.stack([item["ms_up"] for item in items])
+    pan = torch.stack([item["pan"] for item in items])
+    kernel = torch.from_numpy(pan_mtf_kernel(get_sensor("QuickBird"), 4)).float()[None]
+    return ms_up, pan, mtf_blur(pan, kernel)
+
+
+def test_random_encoder_ablation_and_d_s_loss_run(qb, tmp_path):
+    from crossdiff_core.train.losses import differentiable_d_s
 
     settings = tiny_settings(random_encoders=True, spatial_loss="d_s")
     result = adapt_head([qb["store"]], tmp_path / "random", None, settings)
@@ -108,12 +121,8 @@ def test_random_encoder_ablation_and_d_s_loss_run(qb, tmp_path):
     assert not model.extractor.config["pretrained"]
     # Step 1: the zero-initialised head returns the upsampled MS, so the spatial term logged must
     # be D_s of the first batch's upsampled MS (not the local-correlation term).
-    dataset = PatchDataset([str(qb["store"])], settings.pan_patch, seed=settings.seed)
-    items = [dataset[i] for i in range(settings.batch_size)]
-    ms_up = torch.stack([item["ms_up"] for item in items])
-    pan = torch.stack([item["pan"] for item in items])
-    kernel = torch.from_numpy(pan_mtf_kernel(get_sensor("QuickBird"), 4)).float()[None]
-    expected = differentiable_d_s(ms_up, pan, ms_up, mtf_blur(pan, kernel), 32)
+    ms_up, pan, pan_low = _first_batch(qb["store"], settings)
+    expected = differentiable_d_s(ms_up, pan, ms_up, pan_low, 32)
     assert result.losses[0]["spatial"] == pytest.approx(float(expected), rel=1e-4)
     correlation = adapt_head([qb["store"]], tmp_path / "lc", None,
                              tiny_settings(random_encoders=True))
@@ -123,22 +132,15 @@ def test_random_encoder_ablation_and_d_s_loss_run(qb, tmp_path):
 def test_correlation_settings_reach_the_loss(qb, tmp_path):
     """adapt.overshoot_weight and adapt.correlation_boost shape the spatial term the head trains
     on: step 1's logged term is the one computed here by hand."""
-    from crossdiff_core.degrade import pan_mtf_kernel
-    from crossdiff_core.sensors import get_sensor
-    from crossdiff_core.train.losses import correlation_match_loss, local_correlation, mtf_blur
-    from crossdiff_core.train.patches import PatchDataset
+    from crossdiff_core.train.losses import correlation_match_loss, local_correlation
 
     settings = tiny_settings(
         random_encoders=True, spatial_loss="correlation_match", overshoot_weight=0.3,
         correlation_boost=0.5,
     )
     result = adapt_head([qb["store"]], tmp_path / "boosted", None, settings)
-    dataset = PatchDataset([str(qb["store"])], settings.pan_patch, seed=settings.seed)
-    items = [dataset[i] for i in range(settings.batch_size)]
-    ms_up = torch.stack([item["ms_up"] for item in items])  # the zero-initialised head's output
-    pan = torch.stack([item["pan"] for item in items])
-    kernel = torch.from_numpy(pan_mtf_kernel(get_sensor("QuickBird"), 4)).float()[None]
-    rho_low = local_correlation(ms_up, mtf_blur(pan, kernel), 8)
+    ms_up, pan, pan_low = _first_batch(qb["store"], settings)
+    rho_low = local_correlation(ms_up, pan_low, 8)
     expected = correlation_match_loss(ms_up, pan, 8, rho_low + 0.5 * (1 - rho_low), 0.3)
     assert result.losses[0]["spatial"] == pytest.approx(float(expected), rel=1e-4)
     plain = adapt_head([qb["store"]], tmp_path / "plain", None,
