@@ -1,0 +1,168 @@
+"""Make the encoders the project ships (``pretrain.init: shipped``) with its own pretraining code.
+
+Two steps, so that the heavy one can run on a machine with a GPU and nothing but torch, numpy,
+xarray and zarr:
+
+    python benchmarks/ship_encoders.py corpus ikonos l8 --out .gpu/corpus
+    python benchmarks/ship_encoders.py train --corpus .gpu/corpus --seconds 420 --out shipped
+
+``corpus`` writes each sensor's corpus (``benchmarks/dev_corpus.py``: the scene outside both its
+anchor crop and its development crop, at its original scale and as its Wald-reduced copy) as
+scene stores. ``train`` pretrains both branches of every (sensor, pretext) pair in parallel
+processes (``crossdiff_core.train.pretrain.train_branch``, the code of the ``pretrain`` stage) with
+params.yaml's pretrain section and the larger batch below, for as many steps as ``--seconds``
+allows: each run first trains ``--probe-steps`` steps, measures its rate, then resumes to the
+step count that fits the rest of its time. It writes ``<out>/<sensor>/<pretext>/{p2m,m2p}/``
+(config.json, weights.pt, losses.csv, diagnostics.json; the checkpoint is left out) and
+``record.json``: the settings, the corpus (scene ids and source sha256), steps, wall time, device,
+torch version and commit. Copy the folders into ``crossdiff_core/shipped_encoders/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import platform
+import shutil
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+# Larger than the CPU default (8 patches of 64 px); 64 px is the largest patch the Wald-reduced
+# IKONOS corpus pieces (96 x 320 and 224 x 96 PAN px) hold.
+SETTINGS = {"pan_patch": 64, "batch_size": 64, "ema_decay": 0.999, "num_workers": 2,
+            "deterministic": False, "progress": False, "sample_steps": 20, "threads": 1}
+PRETEXTS = ("original", "matched_scale")
+KEEP = ("config.json", "weights.pt", "losses.csv", "diagnostics.json")
+
+
+def write_corpus(scenes: list[str], out: Path) -> None:
+    from dev_corpus import corpus_pieces, write_piece
+
+    for scene in scenes:
+        sensor, ratio, pieces = corpus_pieces(scene)
+        stores: list[str] = []
+        for index, (ms, pan) in enumerate(pieces):
+            stores += write_piece(ms, pan, sensor, ratio, f"{scene}_corpus{index}",
+                                  out / scene / "stores")
+        relative = [str(Path(store).relative_to(out)) for store in stores]
+        (out / scene / "corpus.json").write_text(json.dumps(
+            {"sensor": sensor, "ratio": ratio, "stores": relative}, indent=2))
+        print(f"{scene}: {len(stores)} stores ({sensor}, ratio {ratio})", flush=True)
+
+
+def _train_job(job: dict) -> dict:
+    """One branch of one (sensor, pretext): probe, size the step count, train, keep the files."""
+    from crossdiff_core.train.config import PretrainConfig
+    from crossdiff_core.train.pretrain import train_branch
+
+    started = time.monotonic()
+    section = yaml.safe_load((ROOT / "params.yaml").read_text())["pretrain"]
+    settings = {key: value for key, value in section.items()
+                if key not in ("scenes", "out", "p2m", "m2p")}
+    settings.update(SETTINGS, pretext=job["pretext"], device=job["device"], seed=0)
+    step_seconds: list[float] = []
+
+    def run(steps: int) -> object:
+        config = PretrainConfig.from_params(
+            settings, job["branch"], scenes=job["stores"], out=job["work"], steps=steps,
+            checkpoint_every=min(steps, 500),
+        )
+        return train_branch(config, on_step=lambda step, m: step_seconds.append(m["step_s"]))
+
+    run(job["probe_steps"])
+    warm = step_seconds[5:] or step_seconds
+    rate = len(warm) / sum(warm)
+    left = job["seconds"] - (time.monotonic() - started) - job["reserve_s"]
+    steps = max(job["probe_steps"], int(left * rate * 0.9) // 100 * 100)
+    result = run(steps)
+    return {"branch": job["branch"], "steps": result.steps, "final_loss": result.final_loss,
+            "steps_per_s_probe": rate, "wall_s": time.monotonic() - started,
+            "settings": {**settings, "steps": steps}}
+
+
+def train(corpus: Path, out: Path, work: Path, seconds: float, probe_steps: int, device: str,
+          commit: str, sensors: list[str]) -> None:
+    import torch
+
+    jobs = []
+    for scene in sensors:
+        described = json.loads((corpus / scene / "corpus.json").read_text())
+        stores = [str(corpus / store) for store in described["stores"]]
+        for pretext in PRETEXTS:
+            for branch in ("p2m", "m2p"):
+                jobs.append({"scene": scene, "sensor": described["sensor"], "pretext": pretext,
+                             "branch": branch, "stores": stores, "device": device,
+                             "work": str(work / scene / pretext), "seconds": seconds,
+                             "probe_steps": probe_steps, "reserve_s": 25.0})
+    # Not multiprocessing.Pool: its daemonic workers may not start DataLoader workers.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(len(jobs), mp_context=context) as pool:
+        results = list(pool.map(_train_job, jobs))
+    from crossdiff_core.train.pretrain import _training_data
+
+    for scene in sensors:
+        for pretext in PRETEXTS:
+            target = out / scene / pretext
+            ours = [(job, result) for job, result in zip(jobs, results, strict=True)
+                    if job["scene"] == scene and job["pretext"] == pretext]
+            for job, _ in ours:
+                source = Path(job["work"]) / job["branch"]
+                (target / job["branch"]).mkdir(parents=True, exist_ok=True)
+                for name in KEEP:
+                    if (source / name).is_file():
+                        shutil.copy2(source / name, target / job["branch"] / name)
+            record = {
+                "made_by": "benchmarks/ship_encoders.py train (crossdiff_core.train.pretrain)",
+                "commit": commit, "device": torch.cuda.get_device_name(0)
+                if torch.cuda.is_available() else platform.processor(),
+                "torch": torch.__version__,
+                "corpus": _training_data([Path(s) for s in ours[0][0]["stores"]]),
+                "corpus_note": "the scene outside its anchor (evaluation) crop and its "
+                               "development crop, original scale and Wald-reduced copy "
+                               "(benchmarks/dev_corpus.py)",
+                "branches": {job["branch"]: result for job, result in ours},
+            }
+            (target / "record.json").write_text(json.dumps(record, indent=2, default=str))
+            print(scene, pretext, {job["branch"]: (result["steps"], round(result["final_loss"], 4),
+                                                   round(result["wall_s"]))
+                                   for job, result in ours}, flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    corpus = commands.add_parser("corpus", help="write the corpus stores")
+    corpus.add_argument("scenes", nargs="+", choices=["ikonos", "l8"])
+    corpus.add_argument("--out", type=Path, required=True)
+    training = commands.add_parser("train", help="pretrain every branch, sensor and pretext")
+    training.add_argument("--corpus", type=Path, required=True)
+    training.add_argument("--scenes", nargs="+", default=["ikonos", "l8"])
+    training.add_argument("--out", type=Path, required=True)
+    training.add_argument("--work", type=Path, default=Path("/tmp/ship_encoders"))
+    training.add_argument("--seconds", type=float, default=420.0,
+                          help="wall time of each run, all runs at once")
+    training.add_argument("--probe-steps", type=int, default=40)
+    training.add_argument("--device", default="auto")
+    training.add_argument("--commit", default="unknown")
+    args = parser.parse_args()
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    if args.command == "corpus":
+        write_corpus(args.scenes, args.out)
+    else:
+        train(args.corpus, args.out, args.work, args.seconds, args.probe_steps, args.device,
+              args.commit, args.scenes)
+
+
+if __name__ == "__main__":
+    main()
