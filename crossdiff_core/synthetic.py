@@ -66,13 +66,13 @@ def synthetic_scene_arrays(
     georeferenced: bool = True,
 ) -> tuple[xr.DataArray, xr.DataArray]:
     """``synthetic_pair`` as DataArrays (pan (y, x), ms (band, y, x)), on a UTM grid if asked."""
-    from crossdiff_core.io.geo import attach_grid, scaled_transform
-
     sensor = get_sensor(sensor)
     pan_np, ms_np = synthetic_pair(sensor, ms_shape, seed)
     pan = xr.DataArray(pan_np, dims=("y", "x"))
     ms = xr.DataArray(ms_np, dims=("band", "y", "x"), coords={"band": list(sensor.bands)})
     if georeferenced:
+        from crossdiff_core.io.geo import attach_grid, scaled_transform
+
         pan_pixel = 15.0 if sensor.ratio == 2 else 0.5
         pan_transform = Affine(pan_pixel, 0.0, 452_000.0, 0.0, -pan_pixel, 3_400_000.0)
         pan = attach_grid(pan, pan_transform, SYNTHETIC_CRS)
