@@ -138,6 +138,36 @@ def train(corpus: Path, out: Path, work: Path, seconds: float, probe_steps: int,
                                    for job, result in ours}, flush=True)
 
 
+def plot_losses(shipped: Path) -> list[Path]:
+    """``losses.png`` beside each ``record.json`` under ``shipped``: both branches' training loss
+    (a running mean over 100 steps) against the step, on a log scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    written = []
+    for record in sorted(shipped.glob("*/*/record.json")):
+        folder = record.parent
+        figure, axes = plt.subplots(figsize=(6, 3.5))
+        for branch in ("p2m", "m2p"):
+            losses = pd.read_csv(folder / branch / "losses.csv")
+            smooth = losses["loss"].rolling(100, min_periods=1).mean()
+            axes.plot(losses["step"], smooth, label=f"{branch} ({len(losses)} steps)")
+        axes.set_yscale("log")
+        axes.set_xlabel("step (batch of 64 patches)")
+        axes.set_ylabel("noise MSE, running mean of 100")
+        axes.set_title(f"{folder.parent.name} {folder.name}: shipped encoders' pretraining")
+        axes.grid(True, which="both", alpha=0.3)
+        axes.legend()
+        figure.tight_layout()
+        figure.savefig(folder / "losses.png", dpi=80)
+        plt.close(figure)
+        written.append(folder / "losses.png")
+    return written
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -155,10 +185,16 @@ def main() -> None:
     training.add_argument("--probe-steps", type=int, default=40)
     training.add_argument("--device", default="auto")
     training.add_argument("--commit", default="unknown")
+    curves = commands.add_parser("curves", help="plot each shipped pair's loss curves")
+    curves.add_argument("shipped", type=Path, nargs="?",
+                        default=ROOT / "crossdiff_core" / "shipped_encoders")
     args = parser.parse_args()
     os.environ.setdefault("TQDM_DISABLE", "1")
     if args.command == "corpus":
         write_corpus(args.scenes, args.out)
+    elif args.command == "curves":
+        for path in plot_losses(args.shipped):
+            print(path)
     else:
         train(args.corpus, args.out, args.work, args.seconds, args.probe_steps, args.device,
               args.commit, args.scenes)

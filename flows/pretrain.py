@@ -35,7 +35,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 
 from crossdiff_core.config import PretrainParams, section_values
-from crossdiff_core.train.config import BRANCHES, SCRATCH, PretrainConfig
+from crossdiff_core.train.config import BRANCHES, PretrainConfig
 from crossdiff_core.train.launch import under_torchrun
 from crossdiff_core.train.pretrain import LOSSES_FILE, train_branch
 from flows.params import stage_config, validate
@@ -70,7 +70,8 @@ def pretrain_flow(
     for branch, summary in zip(config.branch_configs(branches),
                                train_branches(config, branches, on_step, restart_on_mismatch),
                                strict=True):
-        _log_start(logger, branch, summary["resumed_from"], summary["restart_reason"])
+        _log_start(logger, branch, summary["resumed_from"], summary["restart_reason"],
+                   summary["started_from"])
         logger.info("%s: %d steps, final loss %.4f, held-out RMSE %.4f -> %s", branch.branch,
                     summary["steps"], summary["final_loss"], summary["diagnostics"]["rmse"],
                     summary["folder"])
@@ -122,9 +123,8 @@ def _replay_losses(branch: PretrainConfig, resumed_from: int,
 
 
 def _log_start(logger, branch: PretrainConfig, resumed_from: int,
-               restart_reason: str | None) -> None:
-    start = ("from scratch" if branch.init == SCRATCH
-             else f"from the weights of pretrain.init {branch.init}")
+               restart_reason: str | None, started_from: str) -> None:
+    start = f"from {started_from}"
     if restart_reason:
         logger.warning("%s: trained %s, the checkpoint could not be resumed: %s",
                        branch.branch, start, restart_reason)
@@ -155,7 +155,8 @@ def _worker(request: Path | None, results: Path | None) -> None:
     try:
         for branch in config.branch_configs(branches):
             result = train_branch(branch, restart_on_mismatch=restart)
-            _log_start(logger, branch, result.resumed_from, result.restart_reason)
+            _log_start(logger, branch, result.resumed_from, result.restart_reason,
+                       result.started_from)
             summaries[branch.branch] = result.summary()
         if results is not None and (not dist.is_initialized() or dist.get_rank() == 0):
             atomic_write(results, json.dumps(summaries))

@@ -4,14 +4,17 @@ another band set, ratio, layout or schedule with an error that names the file an
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
 
 from crossdiff_core.config import ConfigError
 from crossdiff_core.io.integrity import file_sha256
-from crossdiff_core.nets.unet import load_unet
+from crossdiff_core.nets.unet import load_unet, read_unet_config
+from crossdiff_core.sensors import get_sensor
 from crossdiff_core.synthetic import write_synthetic_store
+from crossdiff_core.train import init_weights
 from crossdiff_core.train.config import PretrainConfig
 from crossdiff_core.train.init_weights import InitMismatchError, load_init_weights
 from crossdiff_core.train.pretrain import train_branch
@@ -41,7 +44,7 @@ def _state(folder):
 
 def test_default_is_scratch_and_an_empty_value_is_refused():
     assert validate("pretrain", {}).init == "scratch"
-    with pytest.raises(ConfigError, match="pretrain.init must be 'scratch' or a folder"):
+    with pytest.raises(ConfigError, match="pretrain.init must be 'scratch', 'shipped' or a folder"):
         validate("pretrain", {"init": "  "})
 
 
@@ -124,5 +127,76 @@ def test_a_missing_init_folder_says_what_it_should_hold(tmp_path, landsat):
     config = PretrainConfig(branch="p2m", scenes=landsat, out=str(tmp_path / "out"),
                             init=str(tmp_path / "nowhere"), steps=1, **TINY)
     with pytest.raises(FileNotFoundError, match=r"nowhere/p2m/config.json not found\. "
-                                                r"pretrain.init takes 'scratch' or a folder"):
+                                                r"pretrain.init takes 'scratch', 'shipped' or a "
+                                                r"folder"):
         train_branch(config)
+
+
+def _ship(source, shipped_dir, sensor, pretext):
+    for branch in ("p2m", "m2p"):
+        shutil.copytree(source / branch, shipped_dir / sensor / pretext / branch)
+
+
+def test_shipped_starts_from_the_encoders_of_the_scenes_sensor(tmp_path, landsat, source,
+                                                               monkeypatch):
+    shipped = tmp_path / "shipped"
+    _ship(source, shipped, "Landsat-8", "original")
+    monkeypatch.setattr(init_weights, "SHIPPED_DIR", shipped)
+    result = train_branch(PretrainConfig(branch="m2p", scenes=landsat, out=str(tmp_path / "out"),
+                                         init="shipped", steps=1, lr=1e-12, **TINY))
+    assert result.started_from == "the shipped Landsat-8/original encoders"
+    extra = json.loads((tmp_path / "out" / "m2p" / "config.json").read_text())["extra"]
+    assert extra["init"]["weights_sha256"] == file_sha256(
+        shipped / "Landsat-8" / "original" / "m2p" / "weights.pt")
+
+
+def test_shipped_trains_from_scratch_where_none_ship_and_says_so(tmp_path, landsat, source,
+                                                                 monkeypatch):
+    shipped = tmp_path / "shipped"
+    _ship(source, shipped, "Landsat-8", "original")
+    monkeypatch.setattr(init_weights, "SHIPPED_DIR", shipped)
+    result = train_branch(PretrainConfig(branch="p2m", scenes=landsat, out=str(tmp_path / "out"),
+                                         init="shipped", pretext="matched_scale", steps=1,
+                                         **TINY))
+    assert result.started_from == ("scratch: no encoders ship for Landsat-8 with pretext "
+                                   "matched_scale (shipped: Landsat-8/original)")
+    assert "init" not in json.loads((tmp_path / "out" / "p2m" / "config.json").read_text())[
+        "extra"]
+
+
+SHIPPED = sorted(init_weights.SHIPPED_DIR.glob("*/*/record.json"))
+
+
+@pytest.mark.parametrize("record", SHIPPED, ids=lambda path: f"{path.parent.parent.name}/"
+                                                               f"{path.parent.name}")
+def test_each_shipped_pair_fits_the_default_network_and_says_how_it_was_made(record):
+    folder = record.parent
+    sensor_name, pretext = folder.parent.name, folder.name
+    made = json.loads(record.read_text())
+    assert made["corpus"] and made["commit"] and set(made["branches"]) == {"p2m", "m2p"}
+    settings = validate("pretrain", {})
+    sensor = get_sensor(sensor_name)
+    for branch in ("p2m", "m2p"):
+        extra = read_unet_config(folder / branch)["extra"]
+        assert (extra["sensor"], extra["pretext"], extra["branch"]) == (sensor_name, pretext,
+                                                                        branch)
+        assert extra["steps"] == made["branches"][branch]["steps"]
+        n_bands = len(extra["band_names"])
+        unet = {"in_channels": n_bands if branch == "p2m" else 1,
+                "cond_channels": 1 if branch == "p2m" else n_bands,
+                "channels": settings.channels, "time_embed_dim": None}
+        loaded = load_init_weights(folder, branch, unet_config=unet, n_bands=n_bands,
+                                   band_names=list(sensor.bands)[:n_bands], ratio=sensor.ratio,
+                                   schedule=settings.schedule, timesteps=settings.timesteps)
+        assert loaded.record["sensor"] == sensor_name
+        # Another sensor's scenes are refused, naming the file.
+        with pytest.raises(InitMismatchError, match=rf"{branch}/config.json was pretrained"):
+            load_init_weights(folder, branch, unet_config=unet, n_bands=n_bands,
+                              band_names=[f"b{i}" for i in range(n_bands)],
+                              ratio=sensor.ratio * 2, schedule=settings.schedule,
+                              timesteps=settings.timesteps)
+
+
+def test_encoders_ship_for_the_sample_sensor():
+    assert init_weights.shipped_encoders("Landsat-8", "original") is not None
+    assert init_weights.shipped_encoders("QuickBird", "original") is None

@@ -9,8 +9,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 
 BRANCHES = ("p2m", "m2p")
-# pretrain.init for a fresh initialisation (anything else is a folder of pretrained branches)
+# pretrain.init for a fresh initialisation, for the encoders that ship with the project
+# (crossdiff_core/shipped_encoders/<sensor>/<pretext>/; scratch for a sensor without any), or
+# anything else: a folder of pretrained branches.
 SCRATCH = "scratch"
+SHIPPED = "shipped"
 # constant: lr throughout; cosine: lr decays to 0 along a half cosine over the steps.
 LR_SCHEDULES = ("cosine", "constant")
 # What the pretext pairs are (crossdiff_core.train.patches): "original" pairs the PAN with the
@@ -68,9 +71,10 @@ class PretrainSettings:
     # torchrun an equal share of them). CPU results depend on it in the last bits: pin it to get
     # the same bits on machines with other core counts.
     threads: int = 0
-    # "scratch": a fresh initialisation. Otherwise a folder with p2m/ and m2p/ of an earlier
-    # pretraining run (crossdiff_core.train.init_weights): each branch starts from its weights
-    # and trains ``steps`` more steps on ``scenes``.
+    # "scratch": a fresh initialisation. "shipped": the encoders shipped for the scenes' sensor
+    # and this pretext (scratch where none ship). Otherwise a folder with p2m/ and m2p/ of an
+    # earlier pretraining run (crossdiff_core.train.init_weights): each branch starts from its
+    # weights and trains ``steps`` more steps on ``scenes``.
     init: str = SCRATCH
     # The pretext pairs: PRETEXTS above.
     pretext: str = "original"
@@ -80,7 +84,8 @@ class PretrainSettings:
             raise ValueError(f"pretrain.pretext {self.pretext!r}: use one of {PRETEXTS}")
         self.init = str(self.init).strip()
         if not self.init:
-            raise ValueError("pretrain.init must be 'scratch' or a folder of pretrained p2m/ m2p/")
+            raise ValueError("pretrain.init must be 'scratch', 'shipped' or a folder of pretrained "
+                             "p2m/ m2p/")
         if isinstance(self.scenes, str):
             self.scenes = [self.scenes]
         self.scenes = [str(scene) for scene in self.scenes]

@@ -1,6 +1,8 @@
 """Starting a pretraining run from the weights of an earlier one (``pretrain.init``).
 
-``pretrain.init: scratch`` trains from a fresh initialisation. Any other value is a folder that
+``pretrain.init: scratch`` trains from a fresh initialisation; ``shipped`` (the default) starts
+from the encoders that ship with the project for the scenes' sensor and pretext
+(``SHIPPED_DIR``; from scratch for a sensor without any). Any other value is a folder that
 holds ``p2m/`` and ``m2p/`` as a pretraining run writes them (``crossdiff pretrain``: config.json
 and weights.pt each), for example encoders pretrained at paper scale on a GPU on a corpus of
 scenes: each branch then starts from that folder's weights of the same branch and trains
@@ -23,7 +25,11 @@ import torch
 from crossdiff_core.io.integrity import file_sha256
 from crossdiff_core.nets.serialization import CONFIG_FILE, WEIGHTS_FILE, load_weights
 from crossdiff_core.nets.unet import read_unet_config
-from crossdiff_core.train.config import SCRATCH
+from crossdiff_core.train.config import SCRATCH, SHIPPED
+
+# Encoders pretrained by benchmarks/ship_encoders.py, one folder per sensor and pretext:
+# <sensor as the scene stores name it>/<pretext>/{p2m,m2p}/ and record.json (how they were made).
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "shipped_encoders"
 
 
 class InitMismatchError(ValueError):
@@ -48,6 +54,21 @@ class InitWeights:
             "steps": self.record.get("steps"),
             "started_from": self.record.get("init"),
         }
+
+
+def shipped_encoders(sensor: str, pretext: str) -> Path | None:
+    """The folder of the encoders shipped for ``sensor`` (``Scene.attrs["sensor"]``, e.g.
+    ``IKONOS``, ``Landsat-8``) and ``pretext``, or None where none ship."""
+    folder = SHIPPED_DIR / sensor / pretext
+    return folder if (folder / "p2m").is_dir() and (folder / "m2p").is_dir() else None
+
+
+def shipped_sensors() -> list[str]:
+    """``sensor/pretext`` of every shipped pair of encoders."""
+    if not SHIPPED_DIR.is_dir():
+        return []
+    return sorted(f"{folder.parent.name}/{folder.name}"
+                  for folder in SHIPPED_DIR.glob("*/*") if (folder / "p2m").is_dir())
 
 
 def _refuse(path: Path, what: str, theirs, ours) -> InitMismatchError:
@@ -76,9 +97,9 @@ def load_init_weights(
     folder = Path(init) / branch
     if not (folder / CONFIG_FILE).is_file():
         raise FileNotFoundError(
-            f"pretrain.init: {folder / CONFIG_FILE} not found. pretrain.init takes '{SCRATCH}' or "
-            "a folder holding p2m/ and m2p/ as `crossdiff pretrain` writes them (its "
-            "pretrain.out)"
+            f"pretrain.init: {folder / CONFIG_FILE} not found. pretrain.init takes '{SCRATCH}', "
+            f"'{SHIPPED}' or a folder holding p2m/ and m2p/ as `crossdiff pretrain` writes them "
+            "(its pretrain.out)"
         )
     document = read_unet_config(folder)
     record = document.get("extra") or {}

@@ -40,8 +40,13 @@ from crossdiff_core.train.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from crossdiff_core.train.config import BRANCHES, SCRATCH, PretrainConfig
-from crossdiff_core.train.init_weights import InitWeights, load_init_weights
+from crossdiff_core.train.config import BRANCHES, SCRATCH, SHIPPED, PretrainConfig
+from crossdiff_core.train.init_weights import (
+    InitWeights,
+    load_init_weights,
+    shipped_encoders,
+    shipped_sensors,
+)
 from crossdiff_core.train.patches import PatchDataset, branch_inputs
 
 LOSSES_FILE = "losses.csv"
@@ -59,13 +64,15 @@ class PretrainResult:
     diagnostics: dict
     resumed_from: int = 0  # the checkpoint's step training resumed after (0: from scratch)
     restart_reason: str | None = None  # why a checkpoint found was not resumed
+    started_from: str = "scratch"  # the starting weights in words (pretrain.init resolved)
 
     def summary(self) -> dict:
         """The result as plain data (JSON): branch, folder, steps, final_loss, diagnostics,
-        resumed_from, restart_reason."""
+        resumed_from, restart_reason, started_from."""
         return {"branch": self.branch, "folder": str(self.folder), "steps": self.steps,
                 "final_loss": self.final_loss, "diagnostics": self.diagnostics,
-                "resumed_from": self.resumed_from, "restart_reason": self.restart_reason}
+                "resumed_from": self.resumed_from, "restart_reason": self.restart_reason,
+                "started_from": self.started_from}
 
 
 @dataclass
@@ -181,6 +188,7 @@ class _Run:
     last_saved: int | None = None
     restart_reason: str | None = None
     init: dict | None = None  # where the weights started (pretrain.init), None from scratch
+    started_from: str = "scratch"  # the same in words, for the logs
 
     @property
     def folder(self) -> Path:
@@ -265,7 +273,8 @@ def _train_branch(config: PretrainConfig, on_step: StepCallback | None, resume: 
         torch.distributed.barrier()
     return PretrainResult(config.branch, run.folder, step,
                           run.losses[-1] if run.losses else float("nan"), diagnostics,
-                          resumed_from=run.start, restart_reason=run.restart_reason)
+                          resumed_from=run.start, restart_reason=run.restart_reason,
+                          started_from=run.started_from)
 
 
 def _training_data(stores: list[Path]) -> list[str]:
@@ -308,7 +317,7 @@ def _start_run(config: PretrainConfig, resume: bool, restart_on_mismatch: bool =
             f"{dataset.ms_patch} pixels, which {len(config.channels)} UNet levels need divisible "
             f"by {multiple}: set pretrain.pan_patch to a multiple of {multiple * dataset.ratio}"
         )
-    start = _starting_weights(config, dataset, model)
+    start, started_from = _starting_weights(config, dataset, model)
     if start is not None:
         model.load_state_dict(start.state)
     model = model.to(device)
@@ -330,6 +339,7 @@ def _start_run(config: PretrainConfig, resume: bool, restart_on_mismatch: bool =
                      **({} if start is None else {"init_sha256": start.weights_sha256})},
         losses=[],
         init=None if start is None else start.provenance(),
+        started_from=started_from,
     )
     if resume and run.checkpoint_path.is_file():
         _resume(run, restart_on_mismatch)
@@ -343,16 +353,27 @@ def _start_run(config: PretrainConfig, resume: bool, restart_on_mismatch: bool =
 
 
 def _starting_weights(config: PretrainConfig, dataset: PatchDataset,
-                      model: ConditionalUNet) -> InitWeights | None:
-    """The checked ``pretrain.init`` weights of this branch, or None to start from scratch."""
+                      model: ConditionalUNet) -> tuple[InitWeights | None, str]:
+    """The checked ``pretrain.init`` weights of this branch (None to start from scratch:
+    ``scratch``, or ``shipped`` for a sensor and pretext no encoders ship for) and where they
+    come from in words."""
     if config.init == SCRATCH:
-        return None
+        return None, "scratch"
     scene = dataset._open()[0]
-    return load_init_weights(
-        config.init, config.branch, unet_config=model.config, n_bands=dataset.n_bands,
+    folder, started_from = config.init, f"the weights in {config.init}"
+    if config.init == SHIPPED:
+        sensor = str(scene.attrs.get("sensor"))
+        folder = shipped_encoders(sensor, config.pretext)
+        if folder is None:
+            return None, (f"scratch: no encoders ship for {sensor} with pretext "
+                          f"{config.pretext} (shipped: {', '.join(shipped_sensors()) or 'none'})")
+        started_from = f"the shipped {sensor}/{config.pretext} encoders"
+    weights = load_init_weights(
+        folder, config.branch, unet_config=model.config, n_bands=dataset.n_bands,
         band_names=list(scene.band_names), ratio=dataset.ratio, schedule=config.schedule,
         timesteps=config.timesteps,
     )
+    return weights, started_from
 
 
 def _resume(run: _Run, restart_on_mismatch: bool = False) -> None:
