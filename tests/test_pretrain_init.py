@@ -132,16 +132,17 @@ def test_a_missing_init_folder_says_what_it_should_hold(tmp_path, landsat):
         train_branch(config)
 
 
-def _ship(source, shipped_dir, sensor, pretext):
+@pytest.fixture
+def shipped(tmp_path, source, monkeypatch):
+    """``source`` shipped as the Landsat-8 ``original`` pair (and nothing else ships)."""
+    folder = tmp_path / "shipped"
     for branch in ("p2m", "m2p"):
-        shutil.copytree(source / branch, shipped_dir / sensor / pretext / branch)
+        shutil.copytree(source / branch, folder / "Landsat-8" / "original" / branch)
+    monkeypatch.setattr(init_weights, "SHIPPED_DIR", folder)
+    return folder
 
 
-def test_shipped_starts_from_the_encoders_of_the_scenes_sensor(tmp_path, landsat, source,
-                                                               monkeypatch):
-    shipped = tmp_path / "shipped"
-    _ship(source, shipped, "Landsat-8", "original")
-    monkeypatch.setattr(init_weights, "SHIPPED_DIR", shipped)
+def test_shipped_starts_from_the_encoders_of_the_scenes_sensor(tmp_path, landsat, shipped):
     result = train_branch(PretrainConfig(branch="m2p", scenes=landsat, out=str(tmp_path / "out"),
                                          init="shipped", steps=1, lr=1e-12, **TINY))
     assert result.started_from == "the shipped Landsat-8/original encoders"
@@ -150,11 +151,7 @@ def test_shipped_starts_from_the_encoders_of_the_scenes_sensor(tmp_path, landsat
         shipped / "Landsat-8" / "original" / "m2p" / "weights.pt")
 
 
-def test_shipped_trains_from_scratch_where_none_ship_and_says_so(tmp_path, landsat, source,
-                                                                 monkeypatch):
-    shipped = tmp_path / "shipped"
-    _ship(source, shipped, "Landsat-8", "original")
-    monkeypatch.setattr(init_weights, "SHIPPED_DIR", shipped)
+def test_shipped_trains_from_scratch_where_none_ship_and_says_so(tmp_path, landsat, shipped):
     result = train_branch(PretrainConfig(branch="p2m", scenes=landsat, out=str(tmp_path / "out"),
                                          init="shipped", pretext="matched_scale", steps=1,
                                          **TINY))
