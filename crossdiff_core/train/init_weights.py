@@ -1,6 +1,6 @@
 """Starting a pretraining run from the weights of an earlier one (``pretrain.init``).
 
-``pretrain.init: scratch`` trains from a fresh initialisation; ``shipped`` (the default) starts
+``pretrain.init: scratch`` (the default) trains from a fresh initialisation; ``shipped`` starts
 from the encoders that ship with the project for the scenes' sensor and pretext
 (``SHIPPED_DIR``; from scratch for a sensor without any). Any other value is a folder that
 holds ``p2m/`` and ``m2p/`` as a pretraining run writes them (``crossdiff pretrain``: config.json
