@@ -77,7 +77,7 @@ class PretrainSettings:
     # weights and trains ``steps`` more steps on ``scenes``.
     init: str = SCRATCH
     # The pretext pairs: PRETEXTS above.
-    pretext: str = "original"
+    pretext: str = "matched_scale"
 
     def __post_init__(self) -> None:
         if self.pretext not in PRETEXTS:
@@ -179,10 +179,10 @@ class AdaptConfig:
     seed: int = 0
     spectral_weight: float = 40.0
     spatial_weight: float = 1.0
-    spatial_loss: str = "local_correlation"
+    spatial_loss: str = "correlation_match"
     gain_weight: float = 0.0
     gain_window: int = 8
-    overshoot_weight: float = 1.0
+    overshoot_weight: float = 0.5
     correlation_boost: float = 0.0
     mode: str = "unsupervised"
     head_channels: list[int] = field(default_factory=lambda: [32, 32, 64, 64])
