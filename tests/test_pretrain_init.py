@@ -144,7 +144,8 @@ def shipped(tmp_path, source, monkeypatch):
 
 def test_shipped_starts_from_the_encoders_of_the_scenes_sensor(tmp_path, landsat, shipped):
     result = train_branch(PretrainConfig(branch="m2p", scenes=landsat, out=str(tmp_path / "out"),
-                                         init="shipped", steps=1, lr=1e-12, **TINY))
+                                         init="shipped", pretext="original", steps=1, lr=1e-12,
+                                         **TINY))
     assert result.started_from == "the shipped Landsat-8/original encoders"
     extra = json.loads((tmp_path / "out" / "m2p" / "config.json").read_text())["extra"]
     assert extra["init"]["weights_sha256"] == file_sha256(

@@ -13,6 +13,7 @@ from flows.cross_sensor import cross_sensor_flow
 
 TINY_PRETRAIN = {
     "pan_patch": 16,
+    "pretext": "original",  # matched_scale's 4-px MS patches (ratio 4) are too small for 4 levels
     "batch_size": 2,
     "steps": 2,
     "checkpoint_every": 2,
