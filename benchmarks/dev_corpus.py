@@ -87,6 +87,15 @@ def write_piece(ms: np.ndarray, pan: np.ndarray, sensor_name: str, ratio: int, n
     return [prepared.full_store, prepared.reduced_store]
 
 
+def write_corpus_stores(scene: str, out: Path) -> tuple[str, int, list[str]]:
+    """(sensor, ratio, store paths): every corpus piece of ``scene`` and its Wald-reduced copy."""
+    sensor, ratio, pieces = corpus_pieces(scene)
+    stores: list[str] = []
+    for index, (ms, pan) in enumerate(pieces):
+        stores += write_piece(ms, pan, sensor, ratio, f"{scene}_corpus{index}", out)
+    return sensor, ratio, stores
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -102,12 +111,8 @@ def main() -> None:
     from crossdiff_core.train.config import BRANCHES, PretrainConfig
     from crossdiff_core.train.pretrain import train_branch
 
-    sensor, ratio, pieces = corpus_pieces(args.scene)
-    stores: list[str] = []
-    for index, (ms, pan) in enumerate(pieces):
-        stores += write_piece(ms, pan, sensor, ratio, f"{args.scene}_corpus{index}",
-                              args.out / args.scene / "stores")
-    print(f"corpus: {len(stores)} stores ({len(pieces)} pieces at 2 scales)", flush=True)
+    _, _, stores = write_corpus_stores(args.scene, args.out / args.scene / "stores")
+    print(f"corpus: {len(stores)} stores ({len(stores) // 2} pieces at 2 scales)", flush=True)
     section = yaml.safe_load((ROOT / "params.yaml").read_text())["pretrain"]
     settings = {key: value for key, value in section.items() if key not in ("scenes", "out")}
     settings.update(steps=args.steps, ema_decay=args.ema, checkpoint_every=250,

@@ -41,19 +41,14 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 # IKONOS corpus pieces (96 x 320 and 224 x 96 PAN px) hold.
 SETTINGS = {"pan_patch": 64, "batch_size": 64, "ema_decay": 0.999, "num_workers": 2,
             "deterministic": False, "progress": False, "sample_steps": 20, "threads": 1}
-PRETEXTS = ("original", "matched_scale")
 KEEP = ("config.json", "weights.pt", "losses.csv", "diagnostics.json")
 
 
 def write_corpus(scenes: list[str], out: Path) -> None:
-    from dev_corpus import corpus_pieces, write_piece
+    from dev_corpus import write_corpus_stores
 
     for scene in scenes:
-        sensor, ratio, pieces = corpus_pieces(scene)
-        stores: list[str] = []
-        for index, (ms, pan) in enumerate(pieces):
-            stores += write_piece(ms, pan, sensor, ratio, f"{scene}_corpus{index}",
-                                  out / scene / "stores")
+        sensor, ratio, stores = write_corpus_stores(scene, out / scene / "stores")
         relative = [str(Path(store).relative_to(out)) for store in stores]
         (out / scene / "corpus.json").write_text(json.dumps(
             {"sensor": sensor, "ratio": ratio, "stores": relative}, indent=2))
@@ -93,6 +88,8 @@ def _train_job(job: dict) -> dict:
 def train(corpus: Path, out: Path, work: Path, seconds: float, probe_steps: int, device: str,
           commit: str, sensors: list[str]) -> None:
     import torch
+
+    from crossdiff_core.train.config import PRETEXTS
 
     jobs = []
     for scene in sensors:

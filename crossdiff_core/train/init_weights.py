@@ -67,8 +67,8 @@ def shipped_sensors() -> list[str]:
     """``sensor/pretext`` of every shipped pair of encoders."""
     if not SHIPPED_DIR.is_dir():
         return []
-    return sorted(f"{folder.parent.name}/{folder.name}"
-                  for folder in SHIPPED_DIR.glob("*/*") if (folder / "p2m").is_dir())
+    return sorted(f"{folder.parent.name}/{folder.name}" for folder in SHIPPED_DIR.glob("*/*")
+                  if shipped_encoders(folder.parent.name, folder.name) is not None)
 
 
 def _refuse(path: Path, what: str, theirs, ours) -> InitMismatchError:
