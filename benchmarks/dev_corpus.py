@@ -64,6 +64,21 @@ def corpus_pieces(scene: str) -> tuple[str, int, list[tuple[np.ndarray, np.ndarr
     raise SystemExit(f"unknown scene {scene!r}: ikonos or l8")
 
 
+def corpus_source(scene: str) -> dict:
+    """The scene the corpus is cut from, as ingestion names it: ``name``, ``source_sha256`` (the
+    attribute of its ingested store) and the ``pixels`` taken. Shipped encoders record it, so that
+    ``pretrain.init: shipped`` never starts a run on that scene from weights that saw it."""
+    from crossdiff_core.ingest import source_sha256
+
+    if scene == "ikonos":
+        path = SHARED / "data" / "ikonos" / "imgIK.mat"
+        pixels = "PAN outside rows 0-896 x cols 384-896 (the anchor and development crops)"
+    else:
+        path = ROOT / "data" / "raw" / "LC80200392015216LGN00.tar.gz"
+        pixels = "MS rows 128-460 (between the development crop and the anchor crop)"
+    return {"name": path.name, "source_sha256": source_sha256(path), "pixels": pixels}
+
+
 def write_piece(ms: np.ndarray, pan: np.ndarray, sensor_name: str, ratio: int, name: str,
                 out: Path) -> list[str]:
     """The piece as a scene store and its Wald-reduced copy; returns both store paths."""

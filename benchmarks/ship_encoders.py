@@ -14,7 +14,8 @@ params.yaml's pretrain section and the larger batch below, for as many steps as 
 allows: each run first trains ``--probe-steps`` steps, measures its rate, then resumes to the
 step count that fits the rest of its time. It writes ``<out>/<sensor>/<pretext>/{p2m,m2p}/``
 (config.json, weights.pt, losses.csv, diagnostics.json; the checkpoint is left out) and
-``record.json``: the settings, the corpus (scene ids and source sha256), steps, wall time, device,
+``record.json``: the settings, the corpus (scene ids and source sha256; ``sources``, the scene it
+was cut from as ingestion hashes it), steps, wall time, device,
 torch version and commit. Copy the folders into ``crossdiff_core/shipped_encoders/``.
 """
 
@@ -45,13 +46,14 @@ KEEP = ("config.json", "weights.pt", "losses.csv", "diagnostics.json")
 
 
 def write_corpus(scenes: list[str], out: Path) -> None:
-    from dev_corpus import write_corpus_stores
+    from dev_corpus import corpus_source, write_corpus_stores
 
     for scene in scenes:
         sensor, ratio, stores = write_corpus_stores(scene, out / scene / "stores")
         relative = [str(Path(store).relative_to(out)) for store in stores]
         (out / scene / "corpus.json").write_text(json.dumps(
-            {"sensor": sensor, "ratio": ratio, "stores": relative}, indent=2))
+            {"sensor": sensor, "ratio": ratio, "stores": relative,
+             "source": corpus_source(scene)}, indent=2))
         print(f"{scene}: {len(stores)} stores ({sensor}, ratio {ratio})", flush=True)
 
 
@@ -97,7 +99,8 @@ def train(corpus: Path, out: Path, work: Path, seconds: float, probe_steps: int,
         stores = [str(corpus / store) for store in described["stores"]]
         for pretext in PRETEXTS:
             for branch in ("p2m", "m2p"):
-                jobs.append({"scene": scene, "sensor": described["sensor"], "pretext": pretext,
+                jobs.append({"scene": scene, "sensor": described["sensor"],
+                             "source": described.get("source"), "pretext": pretext,
                              "branch": branch, "stores": stores, "device": device,
                              "work": str(work / scene / pretext), "seconds": seconds,
                              "probe_steps": probe_steps, "reserve_s": 25.0})
@@ -127,6 +130,8 @@ def train(corpus: Path, out: Path, work: Path, seconds: float, probe_steps: int,
                 "corpus_note": "the scene outside its anchor (evaluation) crop and its "
                                "development crop, original scale and Wald-reduced copy "
                                "(benchmarks/dev_corpus.py)",
+                # pretrain.init: shipped trains a run on these scenes from scratch
+                "sources": [ours[0][0]["source"]] if ours[0][0]["source"] else [],
                 "branches": {job["branch"]: result for job, result in ours},
             }
             (target / "record.json").write_text(json.dumps(record, indent=2, default=str))

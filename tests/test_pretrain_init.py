@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
 
 from crossdiff_core.config import ConfigError
+from crossdiff_core.ingest import source_sha256
 from crossdiff_core.io.integrity import file_sha256
+from crossdiff_core.io.store import find_scene_stores, open_scene
 from crossdiff_core.nets.unet import load_unet, read_unet_config
 from crossdiff_core.sensors import get_sensor
 from crossdiff_core.synthetic import write_synthetic_store
@@ -20,6 +23,8 @@ from crossdiff_core.train.init_weights import InitMismatchError, load_init_weigh
 from crossdiff_core.train.pretrain import train_branch
 from flows.params import validate
 from tests.pretrain_helpers import TINY
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +47,9 @@ def _state(folder):
     return load_unet(folder).state_dict()
 
 
-def test_default_is_scratch_and_an_empty_value_is_refused():
-    assert validate("pretrain", {}).init == "scratch"
+def test_default_is_shipped_and_an_empty_value_is_refused():
+    assert validate("pretrain", {}).init == "shipped"
+    assert PretrainConfig(branch="p2m").init == "shipped"
     with pytest.raises(ConfigError, match="pretrain.init must be 'scratch', 'shipped' or a folder"):
         validate("pretrain", {"init": "  "})
 
@@ -162,6 +168,33 @@ def test_shipped_trains_from_scratch_where_none_ship_and_says_so(tmp_path, lands
         "extra"]
 
 
+def test_shipped_trains_from_scratch_on_a_scene_they_were_pretrained_on(tmp_path, landsat,
+                                                                         shipped):
+    # Their reduced-resolution chain would otherwise start from weights that saw the reference.
+    scene = open_scene(find_scene_stores(landsat)[0])
+    (shipped / "Landsat-8" / "original" / "record.json").write_text(json.dumps({"sources": [
+        {"name": "the_sample.tar.gz", "source_sha256": scene.attrs["source_sha256"]}]}))
+    result = train_branch(PretrainConfig(branch="p2m", scenes=landsat, out=str(tmp_path / "out"),
+                                         init="shipped", pretext="original", steps=1, **TINY))
+    assert result.started_from == (
+        "scratch: the shipped Landsat-8/original encoders were pretrained on part of "
+        "the_sample.tar.gz, which this run trains on; starting from them would let its "
+        "reduced-resolution check see the reference")
+    assert "init" not in json.loads((tmp_path / "out" / "p2m" / "config.json").read_text())[
+        "extra"]
+
+
+def test_shipped_that_do_not_fit_the_layout_train_from_scratch_and_say_why(tmp_path, landsat,
+                                                                           shipped):
+    settings = {**TINY, "channels": [8, 8]}  # the shipped pair is [8, 16] wide
+    result = train_branch(PretrainConfig(branch="m2p", scenes=landsat, out=str(tmp_path / "out"),
+                                         init="shipped", pretext="original", steps=1,
+                                         **settings))
+    assert result.started_from == (
+        "scratch: the shipped Landsat-8/original encoders do not fit this run "
+        "(UNet widths (pretrain.channels) [8, 16], this run [8, 8])")
+
+
 SHIPPED = sorted(init_weights.SHIPPED_DIR.glob("*/*/record.json"))
 
 
@@ -172,6 +205,7 @@ def test_each_shipped_pair_fits_the_default_network_and_says_how_it_was_made(rec
     sensor_name, pretext = folder.parent.name, folder.name
     made = json.loads(record.read_text())
     assert made["corpus"] and made["commit"] and set(made["branches"]) == {"p2m", "m2p"}
+    assert init_weights.shipped_sources(folder), "record.json names no source scene"
     settings = validate("pretrain", {})
     sensor = get_sensor(sensor_name)
     for branch in ("p2m", "m2p"):
@@ -195,6 +229,12 @@ def test_each_shipped_pair_fits_the_default_network_and_says_how_it_was_made(rec
                               timesteps=settings.timesteps)
 
 
-def test_encoders_ship_for_the_sample_sensor():
-    assert init_weights.shipped_encoders("Landsat-8", "original") is not None
+def test_the_sample_is_a_source_of_the_shipped_landsat_pairs_so_dvc_repro_starts_from_scratch():
+    # The Landsat-8 pairs were pretrained on part of the embedded sample: the default `dvc
+    # repro` (whose evaluation crop is most of the sample) must not start from them.
+    sample = source_sha256(ROOT / "data" / "raw" / "LC80200392015216LGN00.tar.gz")
+    for pretext in ("original", "matched_scale"):
+        folder = init_weights.shipped_encoders("Landsat-8", pretext)
+        assert folder is not None
+        assert init_weights.shipped_sources(folder)[sample] == "LC80200392015216LGN00.tar.gz"
     assert init_weights.shipped_encoders("QuickBird", "original") is None

@@ -71,11 +71,12 @@ class PretrainSettings:
     # torchrun an equal share of them). CPU results depend on it in the last bits: pin it to get
     # the same bits on machines with other core counts.
     threads: int = 0
-    # "scratch": a fresh initialisation. "shipped": the encoders shipped for the scenes' sensor
-    # and this pretext (scratch where none ship). Otherwise a folder with p2m/ and m2p/ of an
-    # earlier pretraining run (crossdiff_core.train.init_weights): each branch starts from its
-    # weights and trains ``steps`` more steps on ``scenes``.
-    init: str = SCRATCH
+    # "shipped": the encoders shipped for the scenes' sensor and this pretext (scratch, saying
+    # why, where none ship, where they do not fit, or on a scene they were pretrained on).
+    # "scratch": a fresh initialisation. Otherwise a folder with p2m/ and m2p/ of an earlier
+    # pretraining run (crossdiff_core.train.init_weights): each branch starts from its weights
+    # and trains ``steps`` more steps on ``scenes``.
+    init: str = SHIPPED
     # The pretext pairs: PRETEXTS above.
     pretext: str = "matched_scale"
 

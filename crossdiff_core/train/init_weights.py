@@ -1,8 +1,11 @@
 """Starting a pretraining run from the weights of an earlier one (``pretrain.init``).
 
-``pretrain.init: scratch`` (the default) trains from a fresh initialisation; ``shipped`` starts
-from the encoders that ship with the project for the scenes' sensor and pretext
-(``SHIPPED_DIR``; from scratch for a sensor without any). Any other value is a folder that
+``pretrain.init: shipped`` (the default) starts from the encoders that ship with the project
+for the scenes' sensor and pretext (``SHIPPED_DIR``). It trains from scratch instead, and says
+why, for a sensor none ship for, for a network layout or band set the shipped ones do not fit,
+and for a scene the shipped ones were pretrained on (``shipped_sources``: starting there would let
+the reduced-resolution check see the reference it must not see). ``scratch`` trains from a fresh
+initialisation. Any other value is a folder that
 holds ``p2m/`` and ``m2p/`` as a pretraining run writes them (``crossdiff pretrain``: config.json
 and weights.pt each), for example encoders pretrained at paper scale on a GPU on a corpus of
 scenes: each branch then starts from that folder's weights of the same branch and trains
@@ -17,6 +20,7 @@ run never mixes two starting points, and the saved UNet records where it started
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,10 +34,15 @@ from crossdiff_core.train.config import SCRATCH, SHIPPED
 # Encoders pretrained by benchmarks/ship_encoders.py, one folder per sensor and pretext:
 # <sensor as the scene stores name it>/<pretext>/{p2m,m2p}/ and record.json (how they were made).
 SHIPPED_DIR = Path(__file__).resolve().parents[1] / "shipped_encoders"
+RECORD_FILE = "record.json"
 
 
 class InitMismatchError(ValueError):
     """The ``pretrain.init`` weights were made for other data or another network layout."""
+
+    def __init__(self, message: str, mismatch: str) -> None:
+        super().__init__(message)
+        self.mismatch = mismatch  # the difference alone, e.g. "PAN/MS ratio 4, this run 2"
 
 
 @dataclass(frozen=True)
@@ -71,11 +80,22 @@ def shipped_sensors() -> list[str]:
                   if shipped_encoders(folder.parent.name, folder.name) is not None)
 
 
+def shipped_sources(folder: Path) -> dict[str, str]:
+    """``source_sha256 -> source name`` of the scenes the encoders in ``folder`` were pretrained
+    on (record.json's ``sources``; the ``source_sha256`` that ingestion gives a scene store)."""
+    record = folder / RECORD_FILE
+    if not record.is_file():
+        return {}
+    sources = json.loads(record.read_text()).get("sources") or []
+    return {source["source_sha256"]: source["name"] for source in sources}
+
+
 def _refuse(path: Path, what: str, theirs, ours) -> InitMismatchError:
     return InitMismatchError(
         f"pretrain.init: {path} was pretrained with {what} {theirs!r}, this run needs {ours!r}. "
         "Point pretrain.init at encoders pretrained on data of this sensor layout, or set "
-        "pretrain.init: scratch to train from a fresh initialisation"
+        "pretrain.init: scratch to train from a fresh initialisation",
+        mismatch=f"{what} {theirs!r}, this run {ours!r}",
     )
 
 

@@ -42,10 +42,12 @@ from crossdiff_core.train.checkpoint import (
 )
 from crossdiff_core.train.config import BRANCHES, SCRATCH, SHIPPED, PretrainConfig
 from crossdiff_core.train.init_weights import (
+    InitMismatchError,
     InitWeights,
     load_init_weights,
     shipped_encoders,
     shipped_sensors,
+    shipped_sources,
 )
 from crossdiff_core.train.patches import PatchDataset, branch_inputs
 
@@ -355,25 +357,50 @@ def _start_run(config: PretrainConfig, resume: bool, restart_on_mismatch: bool =
 def _starting_weights(config: PretrainConfig, dataset: PatchDataset,
                       model: ConditionalUNet) -> tuple[InitWeights | None, str]:
     """The checked ``pretrain.init`` weights of this branch (None to start from scratch:
-    ``scratch``, or ``shipped`` for a sensor and pretext no encoders ship for) and where they
-    come from in words."""
+    ``scratch``, or ``shipped`` where none fit, see ``_shipped_weights``) and where they come
+    from in words."""
     if config.init == SCRATCH:
         return None, "scratch"
-    scene = dataset._open()[0]
-    folder, started_from = config.init, f"the weights in {config.init}"
     if config.init == SHIPPED:
-        sensor = str(scene.attrs.get("sensor"))
-        folder = shipped_encoders(sensor, config.pretext)
-        if folder is None:
-            return None, (f"scratch: no encoders ship for {sensor} with pretext "
-                          f"{config.pretext} (shipped: {', '.join(shipped_sensors()) or 'none'})")
-        started_from = f"the shipped {sensor}/{config.pretext} encoders"
+        return _shipped_weights(config, dataset, model)
+    scene = dataset._open()[0]
     weights = load_init_weights(
-        folder, config.branch, unet_config=model.config, n_bands=dataset.n_bands,
+        config.init, config.branch, unet_config=model.config, n_bands=dataset.n_bands,
         band_names=list(scene.band_names), ratio=dataset.ratio, schedule=config.schedule,
         timesteps=config.timesteps,
     )
-    return weights, started_from
+    return weights, f"the weights in {config.init}"
+
+
+def _shipped_weights(config: PretrainConfig, dataset: PatchDataset,
+                     model: ConditionalUNet) -> tuple[InitWeights | None, str]:
+    """The shipped encoders of the scenes' sensor and pretext, or (None, why not) where none
+    ship, where they do not fit this run's layout or bands, or where they were pretrained on
+    one of its scenes (their record's sources): a reduced-resolution chain started from those
+    would have seen the full-resolution MS it is scored against."""
+    scenes = dataset._open()
+    sensor = str(scenes[0].attrs.get("sensor"))
+    folder = shipped_encoders(sensor, config.pretext)
+    if folder is None:
+        return None, (f"scratch: no encoders ship for {sensor} with pretext "
+                      f"{config.pretext} (shipped: {', '.join(shipped_sensors()) or 'none'})")
+    named = f"the shipped {sensor}/{config.pretext} encoders"
+    seen = shipped_sources(folder)
+    for scene in scenes:
+        source = seen.get(str(scene.attrs.get("source_sha256")))
+        if source is not None:
+            return None, (f"scratch: {named} were pretrained on part of {source}, which this "
+                          "run trains on; starting from them would let its reduced-resolution "
+                          "check see the reference")
+    try:
+        weights = load_init_weights(
+            folder, config.branch, unet_config=model.config, n_bands=dataset.n_bands,
+            band_names=list(scenes[0].band_names), ratio=dataset.ratio,
+            schedule=config.schedule, timesteps=config.timesteps,
+        )
+    except InitMismatchError as error:
+        return None, f"scratch: {named} do not fit this run ({error.mismatch})"
+    return weights, named
 
 
 def _resume(run: _Run, restart_on_mismatch: bool = False) -> None:
