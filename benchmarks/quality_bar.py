@@ -31,9 +31,9 @@ steps per branch, head 200 steps; estimated from stage timings, not measured end
 ~4 min of shared stages and ~7 min per seed (adapt; the evaluation's reduced-resolution chain,
 whose pretraining runs with the first seed only; the ablation's two heads; 15 baselines), so
 ~25 min per scene and ~75 min for three scenes at three seeds. Measured end to end since (commit
-after c37ebd2, defaults, 2 cores, nothing else running): 34 min for the three scenes at three
-seeds (IKONOS 643 s, WV3 690 s, L8 673 s). Every stage also pays Prefect's start-up (6-26 s)
-unless PREFECT_API_URL points at a running server.
+after c37ebd2, defaults, 2 cores, a low-priority test run beside it): 34 min for the three
+scenes at three seeds (IKONOS 643 s, WV3 690 s, L8 673 s). Every stage also pays Prefect's
+start-up (6-26 s) unless PREFECT_API_URL points at a running server.
 
 ``--out FILE`` writes ``{scene: {method: {index: {"mean": m, "std": s}}}}`` with the method and
 index names of reports/metrics.json. A workspace (``--workdir``/<scene>) keeps its pretraining
