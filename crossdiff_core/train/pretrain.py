@@ -363,13 +363,18 @@ def _starting_weights(config: PretrainConfig, dataset: PatchDataset,
         return None, "scratch"
     if config.init == SHIPPED:
         return _shipped_weights(config, dataset, model)
-    scene = dataset._open()[0]
-    weights = load_init_weights(
-        config.init, config.branch, unet_config=model.config, n_bands=dataset.n_bands,
-        band_names=list(scene.band_names), ratio=dataset.ratio, schedule=config.schedule,
-        timesteps=config.timesteps,
+    return _checked_weights(config.init, config, dataset, model), f"the weights in {config.init}"
+
+
+def _checked_weights(folder: str | Path, config: PretrainConfig, dataset: PatchDataset,
+                     model: ConditionalUNet) -> InitWeights:
+    """This branch's weights in ``folder``, checked against the run's layout, bands, ratio and
+    schedule (InitMismatchError otherwise)."""
+    return load_init_weights(
+        folder, config.branch, unet_config=model.config, n_bands=dataset.n_bands,
+        band_names=list(dataset._open()[0].band_names), ratio=dataset.ratio,
+        schedule=config.schedule, timesteps=config.timesteps,
     )
-    return weights, f"the weights in {config.init}"
 
 
 def _shipped_weights(config: PretrainConfig, dataset: PatchDataset,
@@ -393,11 +398,7 @@ def _shipped_weights(config: PretrainConfig, dataset: PatchDataset,
                           "run trains on; starting from them would let its reduced-resolution "
                           "check see the reference")
     try:
-        weights = load_init_weights(
-            folder, config.branch, unet_config=model.config, n_bands=dataset.n_bands,
-            band_names=list(scenes[0].band_names), ratio=dataset.ratio,
-            schedule=config.schedule, timesteps=config.timesteps,
-        )
+        weights = _checked_weights(folder, config, dataset, model)
     except InitMismatchError as error:
         return None, f"scratch: {named} do not fit this run ({error.mismatch})"
     return weights, named
