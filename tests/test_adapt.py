@@ -148,6 +148,34 @@ def test_correlation_settings_reach_the_loss(qb, tmp_path):
     assert plain.losses[0]["spatial"] != pytest.approx(result.losses[0]["spatial"], rel=1e-2)
 
 
+def test_reduced_low_scale_pan_reaches_the_loss(qb, tmp_path):
+    """adapt.low_scale_pan: reduced pairs the upsampled MS with the PAN reduced to the MS grid
+    and brought back by interp23tap (read beside each patch), not with its MTF blur: step 1's
+    logged spatial term is the one computed by hand from that twin."""
+    from crossdiff_core.train.losses import correlation_match_loss, local_correlation
+    from crossdiff_core.train.patches import PatchDataset
+
+    settings = tiny_settings(random_encoders=True, spatial_loss="correlation_match",
+                             overshoot_weight=0.5, low_scale_pan="reduced")
+    result = adapt_head([qb["store"]], tmp_path / "reduced", None, settings)
+    dataset = PatchDataset([str(qb["store"])], settings.pan_patch, seed=settings.seed,
+                           pan_low=True)
+    items = [dataset[i] for i in range(settings.batch_size)]
+    ms_up, pan, pan_low = (torch.stack([item[key] for item in items])
+                           for key in ("ms_up", "pan", "pan_low"))
+    expected = correlation_match_loss(ms_up, pan, 8, local_correlation(ms_up, pan_low, 8), 0.5)
+    assert result.losses[0]["spatial"] == pytest.approx(float(expected), rel=1e-4)
+    _, _, blurred = _first_batch(qb["store"], settings)
+    blurred_term = correlation_match_loss(ms_up, pan, 8, local_correlation(ms_up, blurred, 8), 0.5)
+    assert float(blurred_term) != pytest.approx(float(expected), rel=1e-3)
+    assert load_pansharpener(tmp_path / "reduced").config["adapt"]["low_scale_pan"] == "reduced"
+
+
+def test_unknown_low_scale_pan_is_refused():
+    with pytest.raises(ValueError, match="adapt.low_scale_pan 'lowpass'"):
+        tiny_settings(low_scale_pan="lowpass")
+
+
 @pytest.mark.parametrize(
     "noise_free, decoder",
     [(True, False), (False, False), (True, True)],

@@ -46,6 +46,33 @@ def test_sample_layout_and_scaling():
     np.testing.assert_allclose(sample["pan"][0].numpy(), expected_pan, atol=1e-6)
 
 
+def test_low_scale_pan_matches_the_whole_scene_reduction_away_from_borders():
+    """pan_low=True reads, beside each patch, the PAN reduced to the MS grid (bicubic) and brought
+    back by interp23tap: what the same steps give on the whole scene, away from its borders."""
+    from crossdiff_core.degrade import imresize_bicubic
+
+    scene = _scene(ms_shape=(48, 48), seed=2)
+    dataset = PatchDataset([scene], pan_patch=16, seed=0, normalisation="bit_depth",
+                           pan_low=True)
+    pan = scene.pan.values.astype(np.float64)
+    whole = to_model_range(interp23tap(imresize_bicubic(pan, 0.5)[None], 2)[0], 65535.0)
+    checked = 0
+    for index in range(30):
+        box, sample = dataset.box_for(index)
+        assert sample["pan_low"].shape == (1, 16, 16)
+        if min(box.row, box.col) >= 12 and max(box.row, box.col) + 8 <= 48 - 12:
+            crop = whole[box.row * 2 : box.row * 2 + 16, box.col * 2 : box.col * 2 + 16]
+            np.testing.assert_allclose(sample["pan_low"][0].numpy(), crop, atol=1e-5)
+            checked += 1
+    assert checked >= 3
+    # The twin is smoother than the PAN itself but follows it.
+    low, full = sample["pan_low"][0].numpy(), sample["pan"][0].numpy()
+    assert np.abs(np.diff(low, axis=1)).mean() < np.abs(np.diff(full, axis=1)).mean()
+    assert "pan_low" not in PatchDataset([scene], pan_patch=16)[0]
+    with pytest.raises(ValueError, match="pan_low is read beside original-scale samples only"):
+        PatchDataset([scene], pan_patch=16, pretext="matched_scale", pan_low=True)
+
+
 def test_upsampled_patch_matches_whole_scene_upsampling_away_from_borders():
     scene = _scene(ms_shape=(48, 48), seed=1)
     dataset = PatchDataset([scene], pan_patch=16, seed=0, normalisation="bit_depth")

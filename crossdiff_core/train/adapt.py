@@ -120,7 +120,8 @@ def adapt_head(
     torch.manual_seed(config.seed)
     device = pick_device(config.device, what="adapt.device")
     dataset = PatchDataset([str(s) for s in scenes], config.pan_patch, seed=config.seed,
-                           normalisation=config.normalisation)
+                           normalisation=config.normalisation,
+                           pan_low=config.low_scale_pan == "reduced")
     first = _one_sensor(dataset)
     sensor = first.sensor
     model = build_pansharpener(
@@ -209,7 +210,8 @@ def _loss_terms(
     if mode == "supervised_reduced":
         loss = supervised_reduced(fused, batch["reference"])
         return {"loss": loss, "spectral": loss.detach(), "spatial": torch.zeros(())}
-    pan_low = mtf_blur(batch["pan"], pan_kernel)
+    # The PAN's low-scale twin: read beside the batch (adapt.low_scale_pan: reduced) or blurred.
+    pan_low = batch["pan_low"] if "pan_low" in batch else mtf_blur(batch["pan"], pan_kernel)
     return loss_fn(fused, batch["ms"], batch["pan"], batch["ms_up"], pan_low)
 
 

@@ -21,6 +21,10 @@ LR_SCHEDULES = ("cosine", "constant")
 # "matched_scale" pairs the MS with the PAN reduced to the MS grid, where both carry detail of
 # the same scale, so each branch learns how one image's detail predicts the other's.
 PRETEXTS = ("original", "matched_scale")
+# The PAN's low-scale twin that the adaptation's spatial targets (crossdiff_core.train.losses)
+# pair with the upsampled MS: "mtf_blur" blurs the PAN with its MTF on its own grid; "reduced"
+# reduces it to the MS grid and brings it back with interp23tap, the path the upsampled MS took.
+LOW_SCALE_PANS = ("mtf_blur", "reduced")
 
 # Settings that change what a run computes; a checkpoint is only resumed when they all match.
 # (steps, checkpoint_every, num_workers, device, processes, deterministic, threads, out, scenes
@@ -185,6 +189,7 @@ class AdaptConfig:
     gain_window: int = 8
     overshoot_weight: float = 0.5
     correlation_boost: float = 0.0
+    low_scale_pan: str = "mtf_blur"
     mode: str = "unsupervised"
     head_channels: list[int] = field(default_factory=lambda: [32, 32, 64, 64])
     input_skip: bool = False
@@ -215,6 +220,10 @@ class AdaptConfig:
         if not 0 <= self.correlation_boost < 1:
             raise ValueError(
                 f"adapt.correlation_boost must lie in [0, 1) (got {self.correlation_boost})"
+            )
+        if self.low_scale_pan not in LOW_SCALE_PANS:
+            raise ValueError(
+                f"adapt.low_scale_pan {self.low_scale_pan!r}: use one of {LOW_SCALE_PANS}"
             )
         if self.normalisation not in NORMALISATIONS:
             raise ValueError(

@@ -70,7 +70,9 @@ class PatchDataset(Dataset):
     value, or NaN) are skipped. With ``pretext="matched_scale"`` a sample covers the same
     ground on the MS grid instead: ``pan`` is the PAN reduced by the ratio (1, P/r, P/r) and
     ``ms`` and ``ms_up`` are both the MS patch itself (B, P/r, P/r), so that the branches pair
-    images of one scale. ``hold_out=True`` reserves one patch of the first scene
+    images of one scale. ``pan_low=True`` (original scale only) adds ``pan_low`` (1, P, P): the
+    PAN reduced to the MS grid (bicubic, as the Wald protocol reduces it) and brought back with
+    interp23tap, i.e. the path ``ms_up`` took (the PANlp of QNR's D_s). ``hold_out=True`` reserves one patch of the first scene
     (``held_out_box``) that training samples never overlap, for diagnostics, when the scene is
     large enough to spare it (at least ``HOLD_OUT_MIN_PATCHES`` patches a side); on smaller scenes
     nothing is held out (``held_out_box`` is None) so training sees every position.
@@ -85,10 +87,14 @@ class PatchDataset(Dataset):
         hold_out: bool = False,
         normalisation: str | Normalisation = "percentile",
         pretext: str = "original",
+        pan_low: bool = False,
     ) -> None:
         if pretext not in PRETEXTS:
             raise ValueError(f"pretext {pretext!r}: use one of {PRETEXTS}")
+        if pan_low and pretext != "original":
+            raise ValueError("pan_low is read beside original-scale samples only")
         self.pretext = pretext
+        self.pan_low = bool(pan_low)
         if not scenes:
             raise ValueError("PatchDataset needs at least one scene store")
         self.pan_patch = int(pan_patch)
@@ -213,7 +219,7 @@ class PatchDataset(Dataset):
 
     def _read(self, box: PatchBox) -> dict[str, torch.Tensor] | None:
         """The sample at ``box``, or None when it touches nodata."""
-        from crossdiff_core.degrade import interp23tap
+        from crossdiff_core.degrade import imresize_bicubic, interp23tap
 
         if self.pretext == "matched_scale":
             return self._read_matched(box)
@@ -246,11 +252,21 @@ class PatchDataset(Dataset):
             :, offset : offset + size * ratio, offset : offset + size * ratio
         ]
         norm = self.normalisation
-        return {
+        sample = {
             "pan": torch.from_numpy(norm.pan_to_model(pan)[None].astype(np.float32)),
             "ms": torch.from_numpy(norm.ms_to_model(ms).astype(np.float32)),
             "ms_up": torch.from_numpy(norm.ms_to_model(ms_up).astype(np.float32)),
         }
+        if self.pan_low:
+            pan_window = self._window(box.scene, "pan", slice(top * ratio, bottom * ratio),
+                                      slice(left * ratio, right * ratio)).astype(np.float64)
+            pan_window = np.pad(pan_window, [(ratio * a, ratio * b) for a, b in pad[1:]],
+                                mode="symmetric")
+            pan_low = interp23tap(imresize_bicubic(pan_window, 1.0 / ratio)[None], ratio)[
+                0, offset : offset + size * ratio, offset : offset + size * ratio
+            ]
+            sample["pan_low"] = torch.from_numpy(norm.pan_to_model(pan_low)[None].astype(np.float32))
+        return sample
 
     def _read_matched(self, box: PatchBox) -> dict[str, torch.Tensor] | None:
         """The matched-scale sample at ``box``: the MS patch and the PAN reduced to its grid."""
