@@ -22,7 +22,11 @@ the image toward the reference; where they do not (measured on l8_dev), it moves
 A third column, the detail gain, is the amplitude of the injected detail as the classical
 detail-injection methods see it: the least-squares gain of each band's high-pass (the band less
 its MS-MTF blur) on the PAN's high-pass (the PAN less its PAN-MTF blur), over the whole crop.
-The row "matched scale" is the one estimate of it that needs no reference: the same gain of the
+The two estimate rows differ in the PAN's low-scale twin (``adapt.low_scale_pan``): its MTF blur
+on the PAN grid, or the PAN reduced to the MS grid and brought back by interp23tap, the path the
+upsampled MS took; last, the twin ``low_scale_pan: auto`` picks for the crop and for its Wald
+copy (the check one scale further down, crossdiff_core.train.low_scale). The row "matched
+scale" is the one estimate of it that needs no reference: the same gain of the
 MS on the PAN reduced to the MS grid, one scale down.
 """
 
@@ -39,6 +43,7 @@ import torch
 from crossdiff_core.degrade import interp23tap, mtf_kernels, pan_mtf_kernel, wald_degrade
 from crossdiff_core.pansharpener import load_pansharpener
 from crossdiff_core.train.losses import local_correlation, mtf_blur, regression_gain
+from crossdiff_core.train.low_scale import choose_low_scale_pan
 
 
 def _tensor(array: np.ndarray) -> torch.Tensor:
@@ -81,8 +86,11 @@ def crop_rows(crop: str, work: Path, gain_window: int | None, heads: list[str] |
     rows = [("reference (truth)", *relation(reference, pan, window, gain_window),
              detail_gain(reference, pan_lr, sensor, ratio))]
     estimate = relation(ms_up, pan_low, window, gain_window)
-    rows.append(("low-scale estimate (the loss's target)", *estimate, None))
+    rows.append(("low-scale estimate, PAN MTF blur (`low_scale_pan: mtf_blur`)", *estimate, None))
     _, pan_reduced = wald_degrade(ms_lr, pan_lr, ratio, sensor)
+    pan_twin = _tensor(interp23tap(pan_reduced[None], ratio))
+    rows.append(("low-scale estimate, PAN reduced and brought back (`low_scale_pan: reduced`)",
+                 *relation(ms_up, pan_twin, window, gain_window), None))
     rows.append(("matched scale: the MS on the PAN reduced to its grid", None, None,
                  detail_gain(ms_lr, pan_reduced, sensor, ratio)))
     for method in ("crossdiff", "crossdiff_random_encoders") if heads is not None else ():
@@ -116,6 +124,10 @@ def main() -> None:
             cells = [" ".join(f"{v:.3f}" for v in column) if column is not None else "-"
                      for column in values]
             print(f"| {name} | {' | '.join(cells)} |", flush=True)
+        full, _, ms_lr, pan_lr = quality_ablation.wald_arrays(crop, args.work)
+        for level, pair in (("full crop", (full.ms, full.pan)), ("Wald copy", (ms_lr, pan_lr))):
+            check = choose_low_scale_pan([pair], full.ratio, full.sensor)
+            print(f"`low_scale_pan: auto` on the {level}: {check.describe()}")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from crossdiff_core.config import AdaptParams, FreezeParams
@@ -26,4 +26,7 @@ def adapt_task(stores: list[str], config: AdaptParams,
     from crossdiff_core.train.adapt import adapt_head
 
     extractor = load_extractor(config.encoders) if config.encoders is not None else None
-    return adapt_head(stores, Path(config.out), extractor, config.run_config(), on_step=on_step)
+    result = adapt_head(stores, Path(config.out), extractor, config.run_config(), on_step=on_step)
+    if result.low_scale is not None:
+        get_run_logger().info("%s: %s", config.out, result.low_scale.describe())
+    return result

@@ -27,6 +27,7 @@ from crossdiff_core.pansharpener import Pansharpener, save_pansharpener
 from crossdiff_core.scaling import Normalisation
 from crossdiff_core.train.config import AdaptConfig
 from crossdiff_core.train.losses import AdaptationLoss, mtf_blur, supervised_reduced
+from crossdiff_core.train.low_scale import LowScaleCheck, choose_low_scale_pan
 from crossdiff_core.train.patches import PatchDataset, calibration_batches, patch_batch
 
 StepCallback = Callable[[int, dict], None]
@@ -57,6 +58,7 @@ class AdaptResult:
     out: Path
     losses: list[dict]
     seconds: float
+    low_scale: LowScaleCheck | None = None  # what adapt.low_scale_pan: auto measured and chose
 
 
 def build_pansharpener(
@@ -124,6 +126,12 @@ def adapt_head(
                            pan_low=config.low_scale_pan == "reduced")
     first = _one_sensor(dataset)
     sensor = first.sensor
+    low_scale = None
+    if config.low_scale_pan == "auto" and config.mode == "unsupervised":
+        low_scale = choose_low_scale_pan(
+            [(scene.ms, scene.pan) for scene in dataset._open()], dataset.ratio, sensor
+        )
+        dataset.pan_low = low_scale.choice == "reduced"
     model = build_pansharpener(
         dataset, extractor, config, dataset.normalisation, sensor.name, first.band_names
     )
@@ -177,12 +185,13 @@ def adapt_head(
     # seconds are returned (AdaptResult.seconds) and logged instead.
     summary = {
         "steps": config.steps,
+        "low_scale_pan": asdict(low_scale) if low_scale else config.low_scale_pan,
         "final": losses[-1],
         "scenes": dataset.names,
         "device": str(device),
     }
     atomic_write(out / "summary.json", json.dumps(summary, indent=2))
-    return AdaptResult(out, losses, seconds)
+    return AdaptResult(out, losses, seconds, low_scale)
 
 
 def _one_sensor(dataset: PatchDataset):

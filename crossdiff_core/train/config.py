@@ -23,8 +23,10 @@ LR_SCHEDULES = ("cosine", "constant")
 PRETEXTS = ("original", "matched_scale")
 # The PAN's low-scale twin that the adaptation's spatial targets (crossdiff_core.train.losses)
 # pair with the upsampled MS: "mtf_blur" blurs the PAN with its MTF on its own grid; "reduced"
-# reduces it to the MS grid and brings it back with interp23tap, the path the upsampled MS took.
-LOW_SCALE_PANS = ("mtf_blur", "reduced")
+# reduces it to the MS grid and brings it back with interp23tap, the path the upsampled MS took;
+# "auto" picks, per run, the one that predicts the band-PAN correlation better one scale down
+# (crossdiff_core.train.low_scale).
+LOW_SCALE_PANS = ("auto", "mtf_blur", "reduced")
 
 # Settings that change what a run computes; a checkpoint is only resumed when they all match.
 # (steps, checkpoint_every, num_workers, device, processes, deterministic, threads, out, scenes
@@ -189,7 +191,7 @@ class AdaptConfig:
     gain_window: int = 8
     overshoot_weight: float = 0.5
     correlation_boost: float = 0.0
-    low_scale_pan: str = "mtf_blur"
+    low_scale_pan: str = "auto"
     mode: str = "unsupervised"
     head_channels: list[int] = field(default_factory=lambda: [32, 32, 64, 64])
     input_skip: bool = False
