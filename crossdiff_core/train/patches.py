@@ -72,10 +72,11 @@ class PatchDataset(Dataset):
     ``ms`` and ``ms_up`` are both the MS patch itself (B, P/r, P/r), so that the branches pair
     images of one scale. ``pan_low=True`` (original scale only) adds ``pan_low`` (1, P, P): the
     PAN reduced to the MS grid (bicubic, as the Wald protocol reduces it) and brought back with
-    interp23tap, i.e. the path ``ms_up`` took (the PANlp of QNR's D_s). ``hold_out=True`` reserves one patch of the first scene
-    (``held_out_box``) that training samples never overlap, for diagnostics, when the scene is
-    large enough to spare it (at least ``HOLD_OUT_MIN_PATCHES`` patches a side); on smaller scenes
-    nothing is held out (``held_out_box`` is None) so training sees every position.
+    interp23tap, i.e. the path ``ms_up`` took (the PANlp of QNR's D_s). ``hold_out=True``
+    reserves one patch of the first scene (``held_out_box``) that training samples never
+    overlap, for diagnostics, when the scene is large enough to spare it (at least
+    ``HOLD_OUT_MIN_PATCHES`` patches a side); on smaller scenes nothing is held out
+    (``held_out_box`` is None) so training sees every position.
     """
 
     def __init__(
@@ -265,7 +266,9 @@ class PatchDataset(Dataset):
             pan_low = interp23tap(imresize_bicubic(pan_window, 1.0 / ratio)[None], ratio)[
                 0, offset : offset + size * ratio, offset : offset + size * ratio
             ]
-            sample["pan_low"] = torch.from_numpy(norm.pan_to_model(pan_low)[None].astype(np.float32))
+            sample["pan_low"] = torch.from_numpy(
+                norm.pan_to_model(pan_low)[None].astype(np.float32)
+            )
         return sample
 
     def _read_matched(self, box: PatchBox) -> dict[str, torch.Tensor] | None:
