@@ -114,7 +114,7 @@ def _first_batch(store, settings) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
 def test_random_encoder_ablation_and_d_s_loss_run(qb, tmp_path):
     from crossdiff_core.train.losses import differentiable_d_s
 
-    settings = tiny_settings(random_encoders=True, spatial_loss="d_s")
+    settings = tiny_settings(random_encoders=True, spatial_loss="d_s", low_scale_pan="mtf_blur")
     result = adapt_head([qb["store"]], tmp_path / "random", None, settings)
     model = load_pansharpener(result.out)
     assert model.config["random_encoders"] is True
@@ -136,7 +136,7 @@ def test_correlation_settings_reach_the_loss(qb, tmp_path):
 
     settings = tiny_settings(
         random_encoders=True, spatial_loss="correlation_match", overshoot_weight=0.3,
-        correlation_boost=0.5,
+        correlation_boost=0.5, low_scale_pan="mtf_blur",
     )
     result = adapt_head([qb["store"]], tmp_path / "boosted", None, settings)
     ms_up, pan, pan_low = _first_batch(qb["store"], settings)
@@ -144,7 +144,8 @@ def test_correlation_settings_reach_the_loss(qb, tmp_path):
     expected = correlation_match_loss(ms_up, pan, 8, rho_low + 0.5 * (1 - rho_low), 0.3)
     assert result.losses[0]["spatial"] == pytest.approx(float(expected), rel=1e-4)
     plain = adapt_head([qb["store"]], tmp_path / "plain", None,
-                       tiny_settings(random_encoders=True, spatial_loss="correlation_match"))
+                       tiny_settings(random_encoders=True, spatial_loss="correlation_match",
+                                     low_scale_pan="mtf_blur"))
     assert plain.losses[0]["spatial"] != pytest.approx(result.losses[0]["spatial"], rel=1e-2)
 
 

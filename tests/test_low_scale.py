@@ -64,7 +64,7 @@ def test_the_check_reports_the_twin_with_the_smaller_error_one_scale_down():
     assert np.all(mean_local_correlation(ms, pan[::2, ::2], 2) <= 1 + 1e-9)
 
 
-def test_several_scenes_pool_their_errors_and_nodata_keeps_mtf_blur():
+def test_several_scenes_pool_their_errors_and_nodata_or_small_scenes_keep_mtf_blur():
     pan = _pan(2)
     ms = np.repeat(imresize_bicubic(pan, 0.5)[None], 4, axis=0)
     one = choose_low_scale_pan([(ms, pan)], 2, LANDSAT)
@@ -73,8 +73,12 @@ def test_several_scenes_pool_their_errors_and_nodata_keeps_mtf_blur():
     holed = ms.copy()
     holed[:, 30:34, 30:34] = np.nan
     assert choose_low_scale_pan([(holed, pan)], 2, LANDSAT).choice == "mtf_blur"
-    with pytest.raises(ValueError, match="adapt.low_scale_pan to mtf_blur or reduced"):
-        choose_low_scale_pan([(ms[:, :4, :4], pan[:8, :8])], 2, LANDSAT)
+    small = (ms[:, :4, :4], pan[:8, :8])
+    assert check_low_scale_pan(*small, 2, LANDSAT) is None
+    too_small = choose_low_scale_pan([small], 2, LANDSAT)
+    assert too_small.choice == "mtf_blur" and "too small to check" in too_small.describe()
+    # A small scene beside a large one: only the large one counts.
+    assert choose_low_scale_pan([small, (ms, pan)], 2, LANDSAT).errors == pytest.approx(one.errors)
 
 
 def test_auto_trains_on_the_chosen_twin_and_records_the_check(tmp_path):

@@ -78,6 +78,9 @@ class LowScaleCheck:
     estimates: dict[str, list[float]]
 
     def describe(self) -> str:
+        if not self.truth:
+            return (f"low-scale PAN: {self.choice} (the scenes are too small to check one scale "
+                    "down: under 4 x ratio MS pixels a side)")
         errors = ", ".join(f"{twin} {error:.3f}" for twin, error in self.errors.items())
         return (f"low-scale PAN: {self.choice} (band-PAN correlation one scale down missed by "
                 f"{errors})")
@@ -97,15 +100,16 @@ def _crop(ms: np.ndarray, pan: np.ndarray, ratio: int) -> tuple[np.ndarray, np.n
     return ms[:, rows, cols], pan[pan_rows, pan_cols]
 
 
-def check_low_scale_pan(ms: np.ndarray, pan: np.ndarray, ratio: int, sensor: Sensor) -> dict:
-    """One scene's check: {"truth": (B,), "estimates": {twin: (B,)}} one scale down."""
+def check_low_scale_pan(
+    ms: np.ndarray, pan: np.ndarray, ratio: int, sensor: Sensor
+) -> dict | None:
+    """One scene's check: {"truth": (B,), "estimates": {twin: (B,)}} one scale down, or None
+    for an MS under 4 x ratio pixels a side (too small to reduce once more and still hold a
+    window of 2 x ratio pixels)."""
     ms, pan = _crop(ms, pan, ratio)  # before reading: lazy arrays read only the crop
-    ms, pan = np.asarray(ms, np.float64), np.asarray(pan, np.float64)
     if min(ms.shape[-2:]) < 4 * ratio:
-        raise ValueError(
-            f"the low-scale PAN check needs an MS of at least {4 * ratio} pixels a side, got "
-            f"{ms.shape[-2:]}: set adapt.low_scale_pan to mtf_blur or reduced"
-        )
+        return None
+    ms, pan = np.asarray(ms, np.float64), np.asarray(pan, np.float64)
     ms_low, pan_low = wald_degrade(ms, pan, ratio, sensor)
     ms_low_up = interp23tap(ms_low, ratio)
     return {
@@ -124,9 +128,13 @@ def choose_low_scale_pan(
     """The twin that predicts the band-PAN correlation better one scale down, over ``scenes``
     [(ms (B, h, w), pan (h * ratio, w * ratio))]: each scene is Wald-reduced once more, its MS is
     the reference there, and a twin's error is the mean absolute difference, over bands and
-    scenes, between its estimate and the MS's own correlation with the reduced PAN. A tie, or no
-    figure at all (nodata in the crop), keeps ``mtf_blur``."""
+    scenes, between its estimate and the MS's own correlation with the reduced PAN. A tie, no
+    figure at all (nodata in the crop) or no scene large enough to check keeps ``mtf_blur``."""
     checks = [check_low_scale_pan(ms, pan, ratio, sensor) for ms, pan in scenes]
+    checks = [check for check in checks if check is not None]
+    if not checks:
+        nothing = {twin: float("nan") for twin in TWINS}
+        return LowScaleCheck("mtf_blur", nothing, [], {twin: [] for twin in TWINS})
     truth = np.mean([check["truth"] for check in checks], axis=0)
     estimates = {twin: np.mean([check["estimates"][twin] for check in checks], axis=0)
                  for twin in TWINS}
