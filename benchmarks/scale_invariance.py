@@ -43,7 +43,7 @@ import torch
 from crossdiff_core.degrade import interp23tap, mtf_kernels, pan_mtf_kernel, wald_degrade
 from crossdiff_core.pansharpener import load_pansharpener
 from crossdiff_core.train.losses import local_correlation, mtf_blur, regression_gain
-from crossdiff_core.train.low_scale import choose_low_scale_pan
+from crossdiff_core.train.low_scale import choose_low_scale_pan, low_scale_twin
 
 
 def _tensor(array: np.ndarray) -> torch.Tensor:
@@ -88,7 +88,7 @@ def crop_rows(crop: str, work: Path, gain_window: int | None, heads: list[str] |
     estimate = relation(ms_up, pan_low, window, gain_window)
     rows.append(("low-scale estimate, PAN MTF blur (`low_scale_pan: mtf_blur`)", *estimate, None))
     _, pan_reduced = wald_degrade(ms_lr, pan_lr, ratio, sensor)
-    pan_twin = _tensor(interp23tap(pan_reduced[None], ratio))
+    pan_twin = _tensor(low_scale_twin(pan_lr, ratio, sensor, "reduced"))
     rows.append(("low-scale estimate, PAN reduced and brought back (`low_scale_pan: reduced`)",
                  *relation(ms_up, pan_twin, window, gain_window), None))
     rows.append(("matched scale: the MS on the PAN reduced to its grid", None, None,

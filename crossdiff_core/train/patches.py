@@ -220,7 +220,8 @@ class PatchDataset(Dataset):
 
     def _read(self, box: PatchBox) -> dict[str, torch.Tensor] | None:
         """The sample at ``box``, or None when it touches nodata."""
-        from crossdiff_core.degrade import imresize_bicubic, interp23tap
+        from crossdiff_core.degrade import interp23tap
+        from crossdiff_core.train.low_scale import low_scale_twin
 
         if self.pretext == "matched_scale":
             return self._read_matched(box)
@@ -263,8 +264,8 @@ class PatchDataset(Dataset):
                                       slice(left * ratio, right * ratio)).astype(np.float64)
             pan_window = np.pad(pan_window, [(ratio * a, ratio * b) for a, b in pad[1:]],
                                 mode="symmetric")
-            pan_low = interp23tap(imresize_bicubic(pan_window, 1.0 / ratio)[None], ratio)[
-                0, offset : offset + size * ratio, offset : offset + size * ratio
+            pan_low = low_scale_twin(pan_window, ratio, scene.sensor, "reduced")[
+                offset : offset + size * ratio, offset : offset + size * ratio
             ]
             sample["pan_low"] = torch.from_numpy(
                 norm.pan_to_model(pan_low)[None].astype(np.float32)
