@@ -143,3 +143,39 @@ def test_correlation_boost_moves_the_target_toward_one():
         )
         torch.testing.assert_close(loss(*args)["spatial"], (boost * (1 - rho_low)).mean())
     assert float((1 - rho_low).mean()) > 0.2  # the boost really moves the target
+
+
+def test_coarse_correlation_term_adds_the_two_sided_gap_over_its_windows():
+    """adapt.coarse_correlation_weight w adds w * mean |rho_c(fused, PAN) - rho_c(ms_up, PAN_low)|
+    over windows of coarse_correlation_window pixels, from above as from below."""
+    pan, noise = _pan_and_band()
+    pan_low = torch.nn.functional.avg_pool2d(pan, 3, stride=1, padding=1)
+    ms_up = pan_low.expand(-1, 3, -1, -1) + 0.3 * noise
+    kernels = torch.zeros(3, 3, 3)
+    kernels[:, 1, 1] = 1.0
+    window = 16
+
+    def spatial(fused: torch.Tensor, weight: float) -> torch.Tensor:
+        loss = AdaptationLoss(
+            kernels, 4, spatial_loss="correlation_match", spectral_weight=0.0,
+            coarse_correlation_weight=weight, coarse_correlation_window=window,
+        )
+        return loss(fused, ms_up[..., 2::4, 2::4], pan, ms_up, pan_low)["spatial"]
+
+    target = local_correlation(ms_up, pan_low, window)
+    for fused in (pan.expand(-1, 3, -1, -1) + 0.1 * noise, noise):  # above, then below the target
+        gap = (local_correlation(fused, pan, window) - target).abs().mean()
+        assert float(gap) > 0.2
+        torch.testing.assert_close(spatial(fused, 2.0) - spatial(fused, 0.0), 2.0 * gap)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{"coarse_correlation_weight": -1.0}, {"coarse_correlation_window": 1},
+     {"coarse_correlation_window": 128, "pan_patch": 64}],
+)
+def test_bad_coarse_correlation_settings_are_refused(values):
+    from crossdiff_core.train.config import AdaptConfig
+
+    with pytest.raises(ValueError, match="adapt.coarse_correlation_"):
+        AdaptConfig(**values)

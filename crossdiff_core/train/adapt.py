@@ -149,6 +149,8 @@ def adapt_head(
         gain_window=config.gain_window,
         overshoot_weight=config.overshoot_weight,
         correlation_boost=config.correlation_boost,
+        coarse_correlation_weight=config.coarse_correlation_weight,
+        coarse_correlation_window=config.coarse_correlation_window,
     )
     pan_kernel = torch.from_numpy(pan_mtf_kernel(sensor, dataset.ratio)).float()[None].to(device)
     optimiser = torch.optim.AdamW(model.head.parameters(), lr=config.lr)

@@ -191,6 +191,8 @@ class AdaptConfig:
     gain_window: int = 8
     overshoot_weight: float = 0.5
     correlation_boost: float = 0.0
+    coarse_correlation_weight: float = 0.0
+    coarse_correlation_window: int = 32
     low_scale_pan: str = "auto"
     mode: str = "unsupervised"
     head_channels: list[int] = field(default_factory=lambda: [32, 32, 64, 64])
@@ -222,6 +224,15 @@ class AdaptConfig:
         if not 0 <= self.correlation_boost < 1:
             raise ValueError(
                 f"adapt.correlation_boost must lie in [0, 1) (got {self.correlation_boost})"
+            )
+        if self.coarse_correlation_weight < 0 or not (
+            2 <= self.coarse_correlation_window <= self.pan_patch
+        ):
+            raise ValueError(
+                f"adapt.coarse_correlation_weight must be >= 0 (got "
+                f"{self.coarse_correlation_weight}) and adapt.coarse_correlation_window between 2 "
+                f"and adapt.pan_patch ({self.pan_patch}) pixels (got "
+                f"{self.coarse_correlation_window})"
             )
         if self.low_scale_pan not in LOW_SCALE_PANS:
             raise ValueError(

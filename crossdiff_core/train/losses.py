@@ -4,20 +4,18 @@ The default is unsupervised and works at full resolution: no reference image exi
 - spectral consistency: the fused image, blurred by the sensor's MS MTF and decimated at the
   toolbox phase, must give back the MS;
 - spatial consistency with the PAN, from the scale invariance of the band-PAN relation: in
-  windows of 2 x ratio pixels, each fused band's correlation with the PAN should be the one the
-  upsampled MS has with the low-passed PAN (``correlation_match``, pulled from both sides; the
-  older ``local_correlation`` only pushes up to it, lambda-PNN style, and was measured to leave
-  the bands far more PAN-like than the reference), and, with ``gain_weight``, the regression gain
-  of each band on the PAN pooled over those windows should be the low scale's gain. Correlation
-  is blind to the detail's amplitude and the spectral term favours less of it, so without the
-  gain the head injects too little. On the Wald copy of ikonos_dev both low-scale estimates were
-  measured within a few hundredths of the reference's own values; on l8_dev they overshoot it
-  (benchmarks/scale_invariance.py), and the options lose there and on WV3, so
-  ``local_correlation`` without gain stays the default. ``overshoot_weight`` prices a
-  correlation above the target between the two terms (0: one-sided, 1: matched) and
-  ``correlation_boost`` moves the target toward 1 (both measured in the README, "Where the
-  correlation target sits"). A differentiable D_s is also here:
-  trained on it alone, the head was measured to optimise the index rather than the image.
+  windows of 2 x ratio pixels, each fused band's correlation with the PAN is pulled to the one
+  the upsampled MS has with a low-scale twin of the PAN (``correlation_match``; a correlation
+  above it costs ``overshoot_weight`` times as much as one below; the older
+  ``local_correlation`` only pushes up to it, lambda-PNN style, and was measured to leave the
+  bands far more PAN-like than the reference). Options: ``gain_weight`` also matches each band's
+  regression gain on the PAN, pooled over windows of ``gain_window`` pixels, to the low scale's
+  (the detail's amplitude, which correlation ignores); ``coarse_correlation_weight`` also matches
+  the correlation over windows of ``coarse_correlation_window`` pixels from both sides;
+  ``correlation_boost`` moves the target toward 1. The README ("The spatial term", "Where the
+  correlation target sits", "The low-scale PAN", "Two scales of correlation") has what each did
+  on the development crops. A differentiable D_s is also here: trained on it alone, the head was
+  measured to optimise the index rather than the image.
 ``supervised_reduced`` exists only for comparison.
 All tensors are in the same units (the networks' range); shapes are (N, B, H, W) for MS-like
 tensors and (N, 1, H, W) for the PAN.
@@ -118,6 +116,24 @@ def correlation_match_loss(
     return (F.relu(-gap) + overshoot_weight * F.relu(gap)).mean()
 
 
+def coarse_correlation_gap(
+    fused: torch.Tensor,
+    pan: torch.Tensor,
+    ms_up: torch.Tensor,
+    pan_low: torch.Tensor,
+    window: int,
+) -> torch.Tensor:
+    """Mean over bands and windows of |rho(fused_b, PAN) - rho(ms_up_b, PAN_low)| over sliding
+    ``window`` boxes: the correlation match from both sides, at a coarser scale than the main
+    term's 2 x ratio windows. Where the main term lets the head overshoot its target
+    (``overshoot_weight`` < 1) for fine detail, this keeps the band-PAN correlation of larger
+    areas at the low scale's.
+    """
+    with torch.no_grad():
+        target = local_correlation(ms_up, pan_low, window)
+    return (local_correlation(fused, pan, window) - target).abs().mean()
+
+
 def regression_gain(a: torch.Tensor, b: torch.Tensor, window: int) -> torch.Tensor:
     """Least-squares gain of a on b, pooled over the ``window`` x ``window`` boxes of an image:
     sum of local covariances over sum of b's local variances (the injection gain of
@@ -172,6 +188,8 @@ class AdaptationLoss:
     gain_window: int = 8  # PAN pixels of the windows that gain is pooled over
     overshoot_weight: float = 1.0  # correlation_match: weight of a correlation above the target
     correlation_boost: float = 0.0  # target = rho_low + boost * (1 - rho_low)
+    coarse_correlation_weight: float = 0.0  # > 0: also match the correlation over coarse windows
+    coarse_correlation_window: int = 32  # PAN pixels of those windows
 
     def __post_init__(self) -> None:
         if self.spatial_loss not in SPATIAL_LOSSES:
@@ -209,6 +227,10 @@ class AdaptationLoss:
                     gain_low = regression_gain(ms_up, pan_low, self.gain_window)
                 gain = (regression_gain(fused, pan, self.gain_window) - gain_low).abs().mean()
                 spatial = spatial + self.gain_weight * gain
+            if self.coarse_correlation_weight:
+                spatial = spatial + self.coarse_correlation_weight * coarse_correlation_gap(
+                    fused, pan, ms_up, pan_low, self.coarse_correlation_window
+                )
         else:
             spatial = differentiable_d_s(fused, pan, ms_up, pan_low, self.d_s_block)
         loss = self.spectral_weight * spectral + self.spatial_weight * spatial
