@@ -13,7 +13,7 @@ The default is unsupervised and works at full resolution: no reference image exi
   (the detail's amplitude, which correlation ignores); ``coarse_correlation_weight`` also matches
   the correlation over windows of ``coarse_correlation_window`` pixels from both sides;
   ``correlation_boost`` moves the target toward 1. The README ("The spatial term", "Where the
-  correlation target sits", "The low-scale PAN", "Two scales of correlation") has what each did
+  correlation target sits", "The low-scale PAN", "Where D_s comes from") has what each did
   on the development crops. A differentiable D_s is also here: trained on it alone, the head was
   measured to optimise the index rather than the image.
 ``supervised_reduced`` exists only for comparison.
