@@ -172,10 +172,17 @@ def test_coarse_correlation_term_adds_the_two_sided_gap_over_its_windows():
 @pytest.mark.parametrize(
     "values",
     [{"coarse_correlation_weight": -1.0}, {"coarse_correlation_window": 1},
-     {"coarse_correlation_window": 128, "pan_patch": 64}],
+     {"coarse_correlation_weight": 1.0, "coarse_correlation_window": 128, "pan_patch": 64}],
 )
 def test_bad_coarse_correlation_settings_are_refused(values):
     from crossdiff_core.train.config import AdaptConfig
 
     with pytest.raises(ValueError, match="adapt.coarse_correlation_"):
         AdaptConfig(**values)
+
+
+def test_an_unused_coarse_window_larger_than_the_patch_is_accepted():
+    """With the term off (weight 0) its window does not constrain adapt.pan_patch."""
+    from crossdiff_core.train.config import AdaptConfig
+
+    assert AdaptConfig(pan_patch=16, coarse_correlation_window=32).pan_patch == 16

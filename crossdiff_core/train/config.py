@@ -225,14 +225,16 @@ class AdaptConfig:
             raise ValueError(
                 f"adapt.correlation_boost must lie in [0, 1) (got {self.correlation_boost})"
             )
-        if self.coarse_correlation_weight < 0 or not (
-            2 <= self.coarse_correlation_window <= self.pan_patch
-        ):
+        if self.coarse_correlation_weight < 0 or self.coarse_correlation_window < 2:
             raise ValueError(
                 f"adapt.coarse_correlation_weight must be >= 0 (got "
-                f"{self.coarse_correlation_weight}) and adapt.coarse_correlation_window between 2 "
-                f"and adapt.pan_patch ({self.pan_patch}) pixels (got "
-                f"{self.coarse_correlation_window})"
+                f"{self.coarse_correlation_weight}) and adapt.coarse_correlation_window >= 2 "
+                f"pixels (got {self.coarse_correlation_window})"
+            )
+        if self.coarse_correlation_weight and self.coarse_correlation_window > self.pan_patch:
+            raise ValueError(
+                f"adapt.coarse_correlation_window ({self.coarse_correlation_window} px) must fit "
+                f"in adapt.pan_patch ({self.pan_patch} px): lower the window or raise the patch"
             )
         if self.low_scale_pan not in LOW_SCALE_PANS:
             raise ValueError(
