@@ -23,8 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from crossdiff_core.api import open_scene
-from crossdiff_core.degrade import imresize_bicubic, interp23tap
+from crossdiff_core.degrade import interp23tap
+from crossdiff_core.metrics import _blocks  # the index's own block layout
 from crossdiff_core.pansharpener import load_pansharpener
+from crossdiff_core.train.low_scale import low_scale_twin
 
 BLOCK = 32
 FACTORS = ("correlation", "contrast", "luminance", "Q")
@@ -34,14 +36,8 @@ def block_factors(bands: np.ndarray, pan: np.ndarray) -> np.ndarray:
     """(4, B) mean over BLOCK-px blocks of each band's correlation, contrast, luminance and Q
     with ``pan`` (N-1 statistics, as the index). bands (B, H, W), pan (H, W)."""
     n_bands = bands.shape[0]
-    rows, cols = pan.shape[0] // BLOCK, pan.shape[1] // BLOCK
-
-    def blocks(image: np.ndarray) -> np.ndarray:
-        image = image[:, : rows * BLOCK, : cols * BLOCK]
-        shaped = image.reshape(image.shape[0], rows, BLOCK, cols, BLOCK).transpose(0, 1, 3, 2, 4)
-        return shaped.reshape(image.shape[0], rows * cols, BLOCK * BLOCK)
-
-    x, p = blocks(bands), blocks(pan[None])
+    rows, cols = (pan.shape[0] // BLOCK) * BLOCK, (pan.shape[1] // BLOCK) * BLOCK
+    x, p = _blocks(bands[:, :rows, :cols], BLOCK), _blocks(pan[None, :rows, :cols], BLOCK)
     mean_x, mean_p = x.mean(-1), p.mean(-1)
     std_x, std_p = x.std(-1, ddof=1), p.std(-1, ddof=1)
     cov = ((x - mean_x[..., None]) * (p - mean_p[..., None])).sum(-1) / (BLOCK * BLOCK - 1)
@@ -63,7 +59,7 @@ def main() -> None:
     ms = np.asarray(scene.ms.values, np.float64)
     pan = np.asarray(scene.pan.values, np.float64)
     ratio = scene.ratio
-    pan_low = interp23tap(imresize_bicubic(pan, 1.0 / ratio)[None], ratio)[0]
+    pan_low = low_scale_twin(pan, ratio, scene.sensor, "reduced")  # D_s's PANlp
     low = block_factors(interp23tap(ms, ratio), pan_low)
     bands = " ".join(scene.band_names)
     print(f"{args.store}: {BLOCK}-px blocks, bands {bands}")
