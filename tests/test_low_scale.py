@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -72,11 +73,17 @@ def test_several_scenes_pool_their_errors_and_nodata_or_small_scenes_keep_mtf_bl
     assert two.errors == pytest.approx(one.errors) and two.choice == one.choice
     holed = ms.copy()
     holed[:, 30:34, 30:34] = np.nan
-    assert choose_low_scale_pan([(holed, pan)], 2, LANDSAT).choice == "mtf_blur"
+    with_nodata = choose_low_scale_pan([(holed, pan)], 2, LANDSAT)
+    assert with_nodata.choice == "mtf_blur"
+    assert with_nodata.errors == {twin: None for twin in TWINS}
+    assert "no figure (nodata)" in with_nodata.describe()
     small = (ms[:, :4, :4], pan[:8, :8])
     assert check_low_scale_pan(*small, 2, LANDSAT) is None
     too_small = choose_low_scale_pan([small], 2, LANDSAT)
     assert too_small.choice == "mtf_blur" and "too small to check" in too_small.describe()
+    # What summary.json keeps is strict JSON in every case (no NaN).
+    for check in (with_nodata, too_small):
+        json.dumps(asdict(check), allow_nan=False)
     # A small scene beside a large one: only the large one counts.
     assert choose_low_scale_pan([small, (ms, pan)], 2, LANDSAT).errors == pytest.approx(one.errors)
 

@@ -70,10 +70,12 @@ def mean_local_correlation(bands: np.ndarray, pan: np.ndarray, ratio: int) -> np
 class LowScaleCheck:
     """What :func:`choose_low_scale_pan` measured: ``truth`` (B,) the MS's mean local correlation
     with the PAN reduced to its grid, ``estimates`` {twin: (B,)} what each twin predicted from
-    one scale further down, ``errors`` {twin: mean absolute error over bands}, ``choice``."""
+    one scale further down, ``errors`` {twin: mean absolute error over bands, None where there is
+    no figure (nodata in the crop); empty when no scene was large enough}, ``choice``. Every
+    field is plain JSON (``summary.json`` keeps it: no NaN)."""
 
     choice: str
-    errors: dict[str, float]
+    errors: dict[str, float | None]
     truth: list[float]
     estimates: dict[str, list[float]]
 
@@ -81,7 +83,8 @@ class LowScaleCheck:
         if not self.truth:
             return (f"low-scale PAN: {self.choice} (the scenes are too small to check one scale "
                     "down: under 4 x ratio MS pixels a side)")
-        errors = ", ".join(f"{twin} {error:.3f}" for twin, error in self.errors.items())
+        errors = ", ".join(f"{twin} {'no figure (nodata)' if error is None else f'{error:.3f}'}"
+                           for twin, error in self.errors.items())
         return (f"low-scale PAN: {self.choice} (band-PAN correlation one scale down missed by "
                 f"{errors})")
 
@@ -133,20 +136,25 @@ def choose_low_scale_pan(
     checks = [check_low_scale_pan(ms, pan, ratio, sensor) for ms, pan in scenes]
     checks = [check for check in checks if check is not None]
     if not checks:
-        nothing = {twin: float("nan") for twin in TWINS}
-        return LowScaleCheck("mtf_blur", nothing, [], {twin: [] for twin in TWINS})
+        return LowScaleCheck("mtf_blur", {}, [], {})
     truth = np.mean([check["truth"] for check in checks], axis=0)
     estimates = {twin: np.mean([check["estimates"][twin] for check in checks], axis=0)
                  for twin in TWINS}
     errors = {
-        twin: float(np.mean([np.abs(check["estimates"][twin] - check["truth"]).mean()
-                             for check in checks]))
+        twin: _finite_or_none(np.mean([np.abs(check["estimates"][twin] - check["truth"]).mean()
+                                       for check in checks]))
         for twin in TWINS
     }
-    # A crop with nodata gives no figure (NaN): such a twin is never chosen, and mtf_blur stays.
+    # A crop with nodata gives no figure (None): such a twin is never chosen, and mtf_blur stays.
     choice = min(TWINS, key=lambda twin: (
-        errors[twin] if np.isfinite(errors[twin]) else np.inf, TWINS.index(twin)))
+        np.inf if errors[twin] is None else errors[twin], TWINS.index(twin)))
     return LowScaleCheck(
-        choice, errors, [float(v) for v in truth],
-        {twin: [float(v) for v in values] for twin, values in estimates.items()},
+        choice, errors, [_finite_or_none(v) for v in truth],
+        {twin: [_finite_or_none(v) for v in values] for twin, values in estimates.items()},
     )
+
+
+def _finite_or_none(value: float) -> float | None:
+    """A figure for JSON: NaN (nodata in the crop) becomes None."""
+    value = float(value)
+    return value if np.isfinite(value) else None
