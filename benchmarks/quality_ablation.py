@@ -43,7 +43,8 @@ VARIANTS: dict[str, list[str]] = {
     "low_t_pretraining": ["pretrain.train_t_max=200"],
     "feature_t_10": ["freeze.t_feature=10"],
     "noisy_features": ["freeze.noise_free=false"],
-    "decoder_features": ["freeze.decoder_features=true"],
+    "decoder_features": ["freeze.decoder_features=true"],  # the default
+    "encoder_features_only": ["freeze.decoder_features=false"],  # the default before
     "standardised_features": ["freeze.standardise_features=true"],
     "plain_features": ["freeze.standardise_features=false"],
     "plain_features_sw10": ["freeze.standardise_features=false", "adapt.spectral_weight=10.0"],

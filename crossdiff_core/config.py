@@ -115,7 +115,7 @@ class FreezeParams:
 
     t_feature: int = 50
     noise_free: bool = True
-    decoder_features: bool = False
+    decoder_features: bool = True
     standardise_features: bool = True
     calibration_patches: int = 32
     seed: int = 0

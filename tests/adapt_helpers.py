@@ -61,10 +61,12 @@ def write_tiny_pretrained(folder: Path, sensor: str, seed: int = 0) -> Path:
     return folder
 
 
-def tiny_extractor(pretrained: Path, store: Path, out: Path, noise_free: bool = True) -> Path:
+def tiny_extractor(pretrained: Path, store: Path, out: Path, noise_free: bool = True,
+                   decoder_features: bool = False) -> Path:
     """Freeze ``pretrained`` into ``out``, statistics calibrated on ``store``."""
     extractor = extractor_from_pretrained(
-        pretrained / "p2m", pretrained / "m2p", noise_free=noise_free
+        pretrained / "p2m", pretrained / "m2p", noise_free=noise_free,
+        decoder_features=decoder_features,
     )
     extractor.calibrate(calibration_batches(PatchDataset([str(store)], 64, seed=0), 4))
     return save_extractor(extractor, out)

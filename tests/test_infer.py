@@ -31,15 +31,21 @@ def qb(tmp_path_factory):
     pretrained = write_tiny_pretrained(root / "pretrain", "QuickBird")
     encoders = tiny_extractor(pretrained, store, root / "encoders")
     noisy = tiny_extractor(pretrained, store, root / "noisy", noise_free=False)
+    # freeze.decoder_features: true, the default: decoder maps read beside the encoder maps.
+    decoder = tiny_extractor(pretrained, store, root / "decoder", decoder_features=True)
     model = scrambled_pansharpener(load_extractor(encoders), "QuickBird")
     save_pansharpener(model, root / "model")
     return {"root": root, "store": store, "model": model, "model_dir": root / "model",
-            "noisy": scrambled_pansharpener(load_extractor(noisy), "QuickBird")}
+            "noisy": scrambled_pansharpener(load_extractor(noisy), "QuickBird"),
+            "decoder": scrambled_pansharpener(load_extractor(decoder), "QuickBird")}
 
 
-@pytest.mark.parametrize("noisy", [False, True], ids=["noise-free", "coordinate-noise"])
-def test_tiled_result_matches_one_shot_within_half_a_dn(qb, noisy):
-    model = qb["noisy"] if noisy else qb["model"]
+@pytest.mark.parametrize("features", ["model", "noisy", "decoder"],
+                         ids=["noise-free", "coordinate-noise", "with-decoder"])
+def test_tiled_result_matches_one_shot_within_half_a_dn(qb, features):
+    model = qb[features]
+    noisy = features == "noisy"
+    assert bool(model.extractor.config["decoder_features"]) == (features == "decoder")
     pan, ms = synthetic_pair("QuickBird", ms_shape=(32, 40), seed=2)
     one_shot = model.fuse(ms, pan)
     # The head is scrambled: the residual is far from zero, so tiling errors would show.
