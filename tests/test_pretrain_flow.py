@@ -96,14 +96,38 @@ def two_processes(tmp_path_factory, scenes, one_process, prefect_server):
 def test_two_torchrun_processes_match_one_process(two_processes, one_process):
     import torch
 
+    from crossdiff_core.nets.unet import load_unet
+
     out, summaries, seen = two_processes
     assert summaries["p2m"]["steps"] == DDP["steps"] and summaries["p2m"]["resumed_from"] == 0
     assert [step for step, _ in seen] == list(range(1, DDP["steps"] + 1))  # losses.csv, replayed
     assert all(set(metrics) == {"p2m_loss"} for _, metrics in seen)
-    one, two = _weights(one_process), _weights(out)
-    assert one.keys() == two.keys()
-    for key in one:
-        torch.testing.assert_close(two[key], one[key], rtol=0, atol=1e-4, msg=key)
+    one, two = load_unet(one_process / "p2m"), load_unet(out / "p2m")
+    one_state, two_state = one.state_dict(), two.state_dict()
+    assert one_state.keys() == two_state.keys()
+    erased = _biases_a_groupnorm_erases(one)
+    assert erased, "the tiny UNet is expected to have such biases; see the comment below"
+    for key in one_state.keys() - erased:
+        torch.testing.assert_close(two_state[key], one_state[key], rtol=0, atol=1e-5, msg=key)
+    # A conv bias feeding a GroupNorm with one channel per group is subtracted again by the norm:
+    # its gradient is float noise, which AdamW scales to lr-sized steps, so its value follows the
+    # order of the all-reduce (measured up to 1.1e-4 apart). What it computes must still match.
+    generator = torch.Generator().manual_seed(0)
+    x_t, condition = (torch.randn(2, c, 16, 16, generator=generator)
+                      for c in (one.in_channels, one.cond_channels))
+    t = torch.tensor([3, 40])
+    with torch.no_grad():
+        torch.testing.assert_close(two(x_t, t, condition), one(x_t, t, condition), rtol=0,
+                                   atol=1e-5)
+
+
+def _biases_a_groupnorm_erases(model) -> set[str]:
+    """State-dict keys of conv biases that a one-channel-per-group GroupNorm follows."""
+    from crossdiff_core.nets.unet import TimeConvBlock
+
+    return {f"{name}.conv.bias" for name, block in model.named_modules()
+            if isinstance(block, TimeConvBlock)
+            and block.norm.num_groups == block.norm.num_channels}
 
 
 def _worker_pids(parent: int) -> dict[int, int]:
