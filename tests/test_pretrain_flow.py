@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import math
+
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -22,6 +25,7 @@ def scenes(tmp_path_factory):
 
 def test_flow_trains_both_branches_with_prefixed_step_metrics(tmp_path, scenes, prefect_server):
     from crossdiff_core.config import PretrainParams
+    from crossdiff_core.nets.unet import load_unet
     from flows.pretrain import pretrain_flow
 
     seen = []
@@ -29,9 +33,12 @@ def test_flow_trains_both_branches_with_prefixed_step_metrics(tmp_path, scenes, 
     summaries = pretrain_flow(config, on_step=lambda step, metrics: seen.append((step, metrics)))
     assert set(summaries) == {"p2m", "m2p"}
     assert summaries["m2p"]["steps"] == 3 and summaries["p2m"]["steps"] == 2
-    for branch in ("p2m", "m2p"):
-        assert (tmp_path / branch / "weights.pt").is_file()
-        assert (tmp_path / branch / "diagnostics.json").is_file()
+    for branch, steps, in_channels in (("p2m", 2, 4), ("m2p", 3, 1)):
+        unet = load_unet(tmp_path / branch)  # QuickBird: P2M diffuses 4 MS bands, M2P the PAN
+        assert (unet.in_channels, unet.cond_channels) == (in_channels, 5 - in_channels)
+        diagnostics = json.loads((tmp_path / branch / "diagnostics.json").read_text())
+        assert diagnostics["branch"] == branch and diagnostics["steps"] == steps
+        assert math.isfinite(diagnostics["final_loss"]) and math.isfinite(diagnostics["rmse"])
     assert sorted(step for step, m in seen if "m2p_loss" in m) == [1, 2, 3]
     assert sorted(step for step, m in seen if "p2m_loss" in m) == [1, 2]
 
