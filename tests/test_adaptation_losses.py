@@ -101,7 +101,8 @@ def test_unknown_spatial_loss_is_refused():
         AdaptationLoss(torch.zeros(1, 3, 3), 4, spatial_loss="nope")
 
 
-@pytest.mark.parametrize("values", [{"gain_weight": -1.0}, {"gain_window": 1}])
+@pytest.mark.parametrize("values", [{"gain_weight": -1.0}, {"gain_window": 1},
+                                    {"gain_weight": 0.5, "gain_window": 128, "pan_patch": 64}])
 def test_bad_gain_settings_are_refused(values):
     from crossdiff_core.train.config import AdaptConfig
 
@@ -186,3 +187,11 @@ def test_an_unused_coarse_window_larger_than_the_patch_is_accepted():
     from crossdiff_core.train.config import AdaptConfig
 
     assert AdaptConfig(pan_patch=16, coarse_correlation_window=32).pan_patch == 16
+
+
+def test_a_gain_window_larger_than_the_patch_is_refused_only_while_the_term_is_on():
+    from crossdiff_core.train.config import AdaptConfig
+
+    with pytest.raises(ValueError, match="adapt.gain_window .32 px. must fit in adapt.pan_patch"):
+        AdaptConfig(pan_patch=16, gain_weight=0.5, gain_window=32)
+    assert AdaptConfig(pan_patch=16, gain_weight=0.0, gain_window=32).gain_window == 32

@@ -231,6 +231,12 @@ class AdaptConfig:
                 f"{self.coarse_correlation_weight}) and adapt.coarse_correlation_window >= 2 "
                 f"pixels (got {self.coarse_correlation_window})"
             )
+        if self.gain_weight and self.gain_window > self.pan_patch:
+            raise ValueError(
+                f"adapt.gain_window ({self.gain_window} px) must fit in adapt.pan_patch "
+                f"({self.pan_patch} px): lower the window, raise the patch or set "
+                f"adapt.gain_weight: 0"
+            )
         if self.coarse_correlation_weight and self.coarse_correlation_window > self.pan_patch:
             raise ValueError(
                 f"adapt.coarse_correlation_window ({self.coarse_correlation_window} px) must fit "
