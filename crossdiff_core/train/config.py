@@ -212,11 +212,6 @@ class AdaptConfig:
             raise ValueError(f"adapt.mode {self.mode!r}: use one of {MODES}")
         if self.steps < 1 or self.batch_size < 1:
             raise ValueError("adapt.steps and adapt.batch_size must be at least 1")
-        if self.gain_weight < 0 or self.gain_window < 2:
-            raise ValueError(
-                f"adapt.gain_weight must be >= 0 (got {self.gain_weight}) and adapt.gain_window "
-                f">= 2 pixels (got {self.gain_window})"
-            )
         if not 0 <= self.overshoot_weight <= 1:
             raise ValueError(
                 f"adapt.overshoot_weight must lie in [0, 1] (got {self.overshoot_weight})"
@@ -225,23 +220,8 @@ class AdaptConfig:
             raise ValueError(
                 f"adapt.correlation_boost must lie in [0, 1) (got {self.correlation_boost})"
             )
-        if self.coarse_correlation_weight < 0 or self.coarse_correlation_window < 2:
-            raise ValueError(
-                f"adapt.coarse_correlation_weight must be >= 0 (got "
-                f"{self.coarse_correlation_weight}) and adapt.coarse_correlation_window >= 2 "
-                f"pixels (got {self.coarse_correlation_window})"
-            )
-        if self.gain_weight and self.gain_window > self.pan_patch:
-            raise ValueError(
-                f"adapt.gain_window ({self.gain_window} px) must fit in adapt.pan_patch "
-                f"({self.pan_patch} px): lower the window, raise the patch or set "
-                f"adapt.gain_weight: 0"
-            )
-        if self.coarse_correlation_weight and self.coarse_correlation_window > self.pan_patch:
-            raise ValueError(
-                f"adapt.coarse_correlation_window ({self.coarse_correlation_window} px) must fit "
-                f"in adapt.pan_patch ({self.pan_patch} px): lower the window or raise the patch"
-            )
+        for term in ("gain", "coarse_correlation"):  # the loss terms pooled over windows
+            self._check_windowed_term(term)
         if self.low_scale_pan not in LOW_SCALE_PANS:
             raise ValueError(
                 f"adapt.low_scale_pan {self.low_scale_pan!r}: use one of {LOW_SCALE_PANS}"
@@ -252,6 +232,22 @@ class AdaptConfig:
             )
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"adapt.lr_schedule {self.lr_schedule!r}: use one of {LR_SCHEDULES}")
+
+    def _check_windowed_term(self, term: str) -> None:
+        """adapt.<term>_weight >= 0; adapt.<term>_window >= 2 px and, while the term is on,
+        no larger than adapt.pan_patch (a window must fit in a training patch)."""
+        weight, window = getattr(self, f"{term}_weight"), getattr(self, f"{term}_window")
+        if weight < 0 or window < 2:
+            raise ValueError(
+                f"adapt.{term}_weight must be >= 0 (got {weight}) and adapt.{term}_window >= 2 "
+                f"pixels (got {window})"
+            )
+        if weight and window > self.pan_patch:
+            raise ValueError(
+                f"adapt.{term}_window ({window} px) must fit in adapt.pan_patch "
+                f"({self.pan_patch} px): lower the window, raise the patch or set "
+                f"adapt.{term}_weight: 0"
+            )
 
     def run_config(self) -> AdaptConfig:
         """The plain run config (a section config that extends this class drops its folders)."""
