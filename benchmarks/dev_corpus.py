@@ -14,7 +14,8 @@ steps continues). Then measure what starting from it does on the development cro
 
     python benchmarks/dev_corpus.py ikonos --steps 1250 --threads 1
     python benchmarks/quality_ablation.py --crops ikonos_dev --seeds 0 1 --threads 1 \\
-        --set pretrain.init=benchmarks/out/corpus/ikonos/pretrain_1250 --set pretrain.steps=50
+        --set pretrain.init=benchmarks/out/corpus/ikonos/pretrain_1250 \\
+        --set pretrain.finetune_steps=50
 """
 
 from __future__ import annotations
@@ -131,7 +132,7 @@ def main() -> None:
     section = yaml.safe_load((ROOT / "params.yaml").read_text())["pretrain"]
     settings = {key: value for key, value in section.items() if key not in ("scenes", "out")}
     settings.update(steps=args.steps, ema_decay=args.ema, checkpoint_every=250,
-                    threads=args.threads)
+                    threads=args.threads, init="scratch")  # the corpus run starts afresh
     folder = args.out / args.scene / f"pretrain_{args.steps}"
     for branch in BRANCHES:
         config = PretrainConfig.from_params(settings, branch, scenes=stores, out=str(folder),

@@ -58,7 +58,8 @@ def test_default_is_shipped_and_an_empty_value_is_refused():
 def test_a_run_starts_from_the_init_weights_and_records_them(tmp_path, landsat, source, branch):
     # A learning rate of 1e-12 leaves the starting weights where they were: the saved UNet then
     # shows what the run started from.
-    settings = dict(branch=branch, scenes=landsat, steps=1, lr=1e-12, **TINY)
+    settings = dict(branch=branch, scenes=landsat, steps=1, lr=1e-12, finetune_steps=None,
+                    **TINY)
     train_branch(PretrainConfig(out=str(tmp_path / "init"), init=str(source), **settings))
     train_branch(PretrainConfig(out=str(tmp_path / "scratch"), **settings))
     started, scratch = _state(tmp_path / "init" / branch), _state(tmp_path / "scratch" / branch)
@@ -76,7 +77,7 @@ def test_a_run_starts_from_the_init_weights_and_records_them(tmp_path, landsat, 
 def test_fine_tuning_from_init_trains_further_and_resumes_only_its_own_checkpoint(
     tmp_path, landsat, source
 ):
-    settings = dict(branch="p2m", scenes=landsat, **TINY)
+    settings = dict(branch="p2m", scenes=landsat, finetune_steps=None, **TINY)
     tuned = train_branch(PretrainConfig(out=str(tmp_path), init=str(source), steps=3, **settings))
     assert tuned.steps == 3 and tuned.resumed_from == 0
     original, now = _state(source / "p2m"), _state(tmp_path / "p2m")
@@ -87,6 +88,43 @@ def test_fine_tuning_from_init_trains_further_and_resumes_only_its_own_checkpoin
     # ... and a run from scratch refuses it: it started from other weights.
     with pytest.raises(ValueError, match=r"another configuration \(init_sha256: checkpoint '"):
         train_branch(PretrainConfig(out=str(tmp_path), steps=5, **settings))
+
+
+def test_finetune_steps_count_from_the_init_weights_and_zero_keeps_them(tmp_path, landsat,
+                                                                        source):
+    settings = dict(branch="m2p", scenes=landsat, steps=5, init=str(source), **TINY)
+    kept = train_branch(PretrainConfig(out=str(tmp_path / "zero"), finetune_steps=0, **settings))
+    assert kept.steps == 0
+    assert kept.started_from == f"the weights in {source} (0 steps: pretrain.finetune_steps)"
+    original, saved = _state(source / "m2p"), _state(tmp_path / "zero" / "m2p")
+    assert all(torch.equal(original[key], saved[key]) for key in original)
+    extra = json.loads((tmp_path / "zero" / "m2p" / "config.json").read_text())["extra"]
+    assert extra["steps"] == 0 and extra["init"]["weights_sha256"] == file_sha256(
+        source / "m2p" / "weights.pt")
+    tuned = train_branch(PretrainConfig(out=str(tmp_path / "two"), finetune_steps=2, **settings))
+    assert tuned.steps == 2
+    assert (tmp_path / "two" / "m2p" / "losses.csv").read_text().count("\n") == 3  # header + 2
+    # finetune_steps below a checkpoint's step is refused by its own name.
+    with pytest.raises(ValueError, match="beyond pretrain.finetune_steps 1: raise finetune_steps"):
+        train_branch(PretrainConfig(out=str(tmp_path / "two"), finetune_steps=1, **settings))
+
+
+def test_finetune_steps_do_not_apply_to_a_run_from_scratch(tmp_path, landsat, shipped):
+    # No Landsat-8 matched_scale pair ships, so this run falls back to scratch: it trains steps.
+    result = train_branch(PretrainConfig(branch="p2m", scenes=landsat, out=str(tmp_path / "out"),
+                                         init="shipped", pretext="matched_scale", steps=2,
+                                         finetune_steps=0, **TINY))
+    assert result.started_from.startswith("scratch: no encoders ship") and result.steps == 2
+    assert train_branch(PretrainConfig(branch="p2m", scenes=landsat, out=str(tmp_path / "new"),
+                                       init="scratch", steps=2, finetune_steps=0,
+                                       **TINY)).steps == 2
+
+
+def test_finetune_steps_default_and_negative_ones_are_refused():
+    assert validate("pretrain", {}).finetune_steps == 100
+    assert validate("pretrain", {"finetune_steps": None}).finetune_steps is None
+    with pytest.raises(ConfigError, match="pretrain.finetune_steps must be >= 0"):
+        validate("pretrain", {"finetune_steps": -1})
 
 
 def test_weights_of_another_band_set_are_refused(tmp_path, source):
@@ -151,7 +189,7 @@ def shipped(tmp_path, source, monkeypatch):
 def test_shipped_starts_from_the_encoders_of_the_scenes_sensor(tmp_path, landsat, shipped):
     result = train_branch(PretrainConfig(branch="m2p", scenes=landsat, out=str(tmp_path / "out"),
                                          init="shipped", pretext="original", steps=1, lr=1e-12,
-                                         **TINY))
+                                         finetune_steps=None, **TINY))
     assert result.started_from == "the shipped Landsat-8/original encoders"
     extra = json.loads((tmp_path / "out" / "m2p" / "config.json").read_text())["extra"]
     assert extra["init"]["weights_sha256"] == file_sha256(

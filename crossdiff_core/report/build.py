@@ -164,7 +164,9 @@ def render_training_curves(
     written: dict[str, Path] = {}
     if pretrain_dir is not None:
         branches = [(name, Path(pretrain_dir) / name / "losses.csv") for name in ("p2m", "m2p")]
-        branches = [(f"pretraining {name.upper()}", p) for name, p in branches if p.is_file()]
+        # A branch kept as it started (pretrain.finetune_steps: 0) has a header and no rows.
+        branches = [(f"pretraining {name.upper()}", p) for name, p in branches
+                    if p.is_file() and len(p.read_text().splitlines()) > 1]
         if branches:
             written["pretrain"] = render_loss_curves(
                 branches, figures_dir / "pretrain_losses.png", "Pretraining loss (epsilon MSE)"

@@ -81,8 +81,12 @@ class PretrainSettings:
     # why, where none ship, where they do not fit, or on a scene they were pretrained on).
     # "scratch": a fresh initialisation. Otherwise a folder with p2m/ and m2p/ of an earlier
     # pretraining run (crossdiff_core.train.init_weights): each branch starts from its weights
-    # and trains ``steps`` more steps on ``scenes``.
+    # and trains ``finetune_steps`` more steps on ``scenes``.
     init: str = SHIPPED
+    # Steps trained on ``scenes`` when the run starts from shipped or earlier weights (``init``
+    # not ``scratch``, and not fallen back to it); None: ``steps``. 0 keeps those weights as
+    # they are. A run that trains from scratch always trains ``steps``.
+    finetune_steps: int | None = 100
     # The pretext pairs: PRETEXTS above.
     pretext: str = "matched_scale"
 
@@ -102,6 +106,11 @@ class PretrainSettings:
         for name in positive:
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"pretrain.{name} must be >= 1, got {getattr(self, name)!r}")
+        if self.finetune_steps is not None and int(self.finetune_steps) < 0:
+            raise ValueError(
+                f"pretrain.finetune_steps must be >= 0 (0: the starting weights as they are) or "
+                f"null (pretrain.steps), got {self.finetune_steps!r}"
+            )
         if self.lr <= 0 or self.weight_decay < 0 or self.grad_clip < 0:
             raise ValueError("pretrain.lr must be > 0, weight_decay and grad_clip >= 0")
         if not 0 <= self.ema_decay < 1:

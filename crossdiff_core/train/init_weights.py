@@ -9,8 +9,9 @@ initialisation. Any other value is a folder that
 holds ``p2m/`` and ``m2p/`` as a pretraining run writes them (``crossdiff pretrain``: config.json
 and weights.pt each), for example encoders pretrained at paper scale on a GPU on a corpus of
 scenes: each branch then starts from that folder's weights of the same branch and trains
-``pretrain.steps`` more steps on ``pretrain.scenes`` (a fresh optimiser; the learning-rate and
-step settings are the run's own).
+``pretrain.finetune_steps`` more steps on ``pretrain.scenes`` (``pretrain.steps`` when that is
+null; 0 keeps the weights as they are; a fresh optimiser; the learning-rate settings are the
+run's own). A run that falls back to scratch trains ``pretrain.steps``.
 
 Weights are only taken from a run with the same band set (band count and band names), PAN/MS
 ratio, UNet widths and noise schedule: anything else is refused with an error that names the

@@ -186,6 +186,7 @@ class _Run:
     generator: torch.Generator
     fingerprint: dict
     losses: list[float]
+    steps: int = 0  # the step training ends at: config.steps, or finetune_steps from weights
     start: int = 0  # the step training starts after (a resumed checkpoint's)
     last_saved: int | None = None
     restart_reason: str | None = None
@@ -320,6 +321,9 @@ def _start_run(config: PretrainConfig, resume: bool, restart_on_mismatch: bool =
             f"by {multiple}: set pretrain.pan_patch to a multiple of {multiple * dataset.ratio}"
         )
     start, started_from = _starting_weights(config, dataset, model)
+    steps = _run_steps(config, start is not None)
+    if steps != config.steps:
+        started_from += f" ({steps} steps: pretrain.finetune_steps)"
     if start is not None:
         model.load_state_dict(start.state)
     model = model.to(device)
@@ -342,7 +346,9 @@ def _start_run(config: PretrainConfig, resume: bool, restart_on_mismatch: bool =
         losses=[],
         init=None if start is None else start.provenance(),
         started_from=started_from,
+        steps=steps,
     )
+    dataset.length = max(run.steps, 1) * config.batch_size
     if resume and run.checkpoint_path.is_file():
         _resume(run, restart_on_mismatch)
     if dist.active:
@@ -352,6 +358,14 @@ def _start_run(config: PretrainConfig, resume: bool, restart_on_mismatch: bool =
             model, device_ids=[device.index] if run.use_cuda else None
         )
     return run
+
+
+def _run_steps(config: PretrainConfig, from_weights: bool) -> int:
+    """The steps a run trains: ``finetune_steps`` when it starts from weights (shipped or a
+    folder) and that is set, ``steps`` otherwise."""
+    if from_weights and config.finetune_steps is not None:
+        return int(config.finetune_steps)
+    return config.steps
 
 
 def _starting_weights(config: PretrainConfig, dataset: PatchDataset,
@@ -412,10 +426,12 @@ def _resume(run: _Run, restart_on_mismatch: bool = False) -> None:
     state = load_checkpoint(path)
     try:
         check_same_configuration(path, state["fingerprint"], run.fingerprint)
-        if int(state["step"]) > run.config.steps:
+        if int(state["step"]) > run.steps:
+            key = ("finetune_steps" if run.init is not None
+                   and run.config.finetune_steps is not None else "steps")
             raise ValueError(
-                f"checkpoint {path} is at step {int(state['step'])}, beyond pretrain.steps "
-                f"{run.config.steps}: raise steps or use a new output folder"
+                f"checkpoint {path} is at step {int(state['step'])}, beyond pretrain.{key} "
+                f"{run.steps}: raise {key} or use a new output folder"
             )
     except ValueError as error:
         if not restart_on_mismatch:
@@ -433,7 +449,7 @@ def _resume(run: _Run, restart_on_mismatch: bool = False) -> None:
 
 
 def _train_steps(run: _Run, on_step: StepCallback | None) -> int:
-    """Train from ``run.start`` to ``config.steps`` with progress, callbacks and checkpoints;
+    """Train from ``run.start`` to ``run.steps`` with progress, callbacks and checkpoints;
     returns the last step."""
     from tqdm.auto import tqdm
 
@@ -442,14 +458,14 @@ def _train_steps(run: _Run, on_step: StepCallback | None) -> int:
         run.folder.mkdir(parents=True, exist_ok=True)
     loader = DataLoader(
         run.dataset,
-        batch_sampler=_StepBatches(run.start, config.steps, config.batch_size, dist),
+        batch_sampler=_StepBatches(run.start, run.steps, config.batch_size, dist),
         num_workers=config.num_workers,
         pin_memory=run.use_cuda,
         persistent_workers=False,
     )
     # TQDM_DISABLE (as tests and CI set it) wins over the config; one bar line per branch.
     quiet = os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true", "yes")
-    progress = tqdm(total=config.steps, initial=run.start, desc=f"pretrain {config.branch}",
+    progress = tqdm(total=run.steps, initial=run.start, desc=f"pretrain {config.branch}",
                     disable=quiet or not (config.progress and dist.is_main),
                     position=BRANCHES.index(config.branch), dynamic_ncols=True)
     run.model.train()
@@ -467,7 +483,7 @@ def _train_steps(run: _Run, on_step: StepCallback | None) -> int:
             if on_step is not None and dist.is_main:
                 on_step(step, {"loss": value, "samples_per_s": speed, "step_s": step_seconds,
                                "data_s": data_seconds, "lr": config.lr})
-            if step % config.checkpoint_every == 0 or step == config.steps:
+            if step % config.checkpoint_every == 0 or step == run.steps:
                 run.write_checkpoint(step)
             # Checkpoint writing is left out of the next step's time.
             tick = time.perf_counter()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from crossdiff_core.atomic import atomic_write
-from crossdiff_core.report.build import build_report, load_evaluation
+from crossdiff_core.report.build import build_report, load_evaluation, render_training_curves
 from crossdiff_core.report.cross_sensor import CrossSensorScore, scores_csv
 from crossdiff_core.report.findings import CLEAR_MARGIN, ablation_verdict
 from crossdiff_core.report.ranking import INDEX_LABELS, higher_is_better, mean_ranks
@@ -183,3 +183,14 @@ def test_ablation_lead_within_run_to_run_noise_is_not_called_clear():
     assert ablation_verdict(0.001).startswith("better, but by less than")
     assert ablation_verdict(0.0) == "NOT better than"
     assert ablation_verdict(-0.01) == "NOT better than"
+
+
+def test_a_branch_that_trained_no_steps_has_no_curve(tmp_path):
+    # pretrain.finetune_steps: 0 keeps the starting weights: losses.csv holds only its header.
+    for branch, rows in (("p2m", "1,0.5\n2,0.4\n"), ("m2p", "")):
+        (tmp_path / "pretrain" / branch).mkdir(parents=True)
+        (tmp_path / "pretrain" / branch / "losses.csv").write_text("step,loss\n" + rows)
+    written = render_training_curves(tmp_path / "pretrain", None, tmp_path / "figures")
+    assert written["pretrain"].is_file()
+    (tmp_path / "pretrain" / "p2m" / "losses.csv").write_text("step,loss\n")
+    assert render_training_curves(tmp_path / "pretrain", None, tmp_path / "other") == {}
