@@ -43,8 +43,11 @@ def test_user_errors_exit_1_with_one_line(store, tmp_path):
     typo = tmp_path / "params.yaml"
     typo.write_text("evaluate:\n  methodz: [exp]\n")
     config = runner.invoke(app, ["evaluate", str(store), "--params", str(typo)])
+    finetune = runner.invoke(app, ["pretrain", "--scenes", str(store), "--out",
+                                   str(tmp_path / "pre"), "--finetune-steps", "-1"])
     for result, needle in ((missing, "nowhere.zarr"), (refused, "--tile"),
-                           (config, "unknown key 'methodz' in section 'evaluate'")):
+                           (config, "unknown key 'methodz' in section 'evaluate'"),
+                           (finetune, "pretrain.finetune_steps must be >= 0")):
         assert result.exit_code == 1, result.output
         lines = result.output.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0]

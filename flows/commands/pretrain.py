@@ -26,7 +26,12 @@ def pretrain(
     ] = None,
     out: Annotated[Path | None, typer.Option(
         help="Output folder; receives p2m/ and m2p/ (default: pretrain.out).")] = None,
-    steps: Annotated[int | None, typer.Option(help="Training steps per branch.")] = None,
+    steps: Annotated[int | None, typer.Option(
+        help="Training steps per branch from scratch (pretrain.init: scratch, or shipped where "
+        "none fit the scenes).")] = None,
+    finetune_steps: Annotated[int | None, typer.Option(
+        help="Training steps per branch from shipped or earlier weights (pretrain.init); 0 keeps "
+        "them as they are (default: pretrain.finetune_steps).")] = None,
     batch_size: Annotated[
         int | None, typer.Option(help="Global batch (split across DDP processes).")
     ] = None,
@@ -63,7 +68,7 @@ def pretrain(
     console = Console(soft_wrap=True)
     # Options win over the per-branch values of the file too (pretrain.p2m, pretrain.m2p).
     config = cli_config("pretrain", params, scenes=scenes, out=out, steps=steps,
-                        batch_size=batch_size, pan_patch=pan_patch, lr=lr, device=device,
+                        finetune_steps=finetune_steps, batch_size=batch_size, pan_patch=pan_patch, lr=lr, device=device,
                         processes=processes)
     branches = ("p2m", "m2p") if branch is Branch.both else (branch.value,)
     stores = find_scene_stores(config.scenes)
