@@ -68,8 +68,8 @@ def pretrain(
     console = Console(soft_wrap=True)
     # Options win over the per-branch values of the file too (pretrain.p2m, pretrain.m2p).
     config = cli_config("pretrain", params, scenes=scenes, out=out, steps=steps,
-                        finetune_steps=finetune_steps, batch_size=batch_size, pan_patch=pan_patch, lr=lr, device=device,
-                        processes=processes)
+                        finetune_steps=finetune_steps, batch_size=batch_size,
+                        pan_patch=pan_patch, lr=lr, device=device, processes=processes)
     branches = ("p2m", "m2p") if branch is Branch.both else (branch.value,)
     stores = find_scene_stores(config.scenes)
     console.print(f"pretraining {', '.join(branches)} on {len(stores)} scene(s) -> {config.out}")
