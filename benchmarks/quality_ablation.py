@@ -7,6 +7,7 @@ Development crops (where hyperparameters are chosen) are regions of the full sce
 overlap the anchor crops the quality bar is judged on:
   ikonos_dev  IKONOS imgIK.mat, PAN rows 0-384, cols 384-896 (the anchor crop is rows 384-896)
   l8_dev      the embedded Landsat-8 sample, MS rows 0-128, cols 0-384 (the anchor is rows 475-603)
+  l8_dev2     the same rows, MS cols 384-624 (added later; the defaults were not chosen on it)
 Anchor crops (``../shared/golden/anchors_*.npz``) are ``IKONOS``, ``WV3``, ``L8``: use them only
 to report, never to choose.
 
@@ -62,6 +63,11 @@ VARIANTS: dict[str, list[str]] = {
 }
 
 
+# The Landsat development crops: MS rows 0-128 of the sample (the shipped Landsat pairs' corpus is
+# rows 128-460, the anchor rows 475-603), these MS columns.
+LANDSAT_DEV_COLUMNS = {"l8_dev": (0, 384), "l8_dev2": (384, 624)}
+
+
 def _crop_arrays(name: str) -> tuple[np.ndarray, np.ndarray, str, int]:
     """(ms (B, h, w), pan (H, W), sensor, ratio) of a named crop, original units."""
     if name in ("IKONOS", "WV3", "L8"):
@@ -75,15 +81,16 @@ def _crop_arrays(name: str) -> tuple[np.ndarray, np.ndarray, str, int]:
         pan = np.asarray(values["I_PAN"])[0:384, 384:896]
         ms = np.asarray(values["I_MS"]).transpose(2, 0, 1)[:, 0:96, 96:224]
         return ms, pan, "IKONOS", 4
-    if name == "l8_dev":
+    if name in LANDSAT_DEV_COLUMNS:
         from crossdiff_core.io.store import find_scene_stores, open_scene
 
         stores = find_scene_stores([ROOT / "data" / "zarr"])
         if not stores:
-            raise SystemExit("l8_dev needs the ingested sample: run `python -m flows.ingest`")
+            raise SystemExit(f"{name} needs the ingested sample: run `python -m flows.ingest`")
         scene = open_scene(stores[0])
-        ms = np.asarray(scene.ms.values)[:, 0:128, 0:384]
-        pan = np.asarray(scene.pan.values)[0:256, 0:768]
+        first, last = LANDSAT_DEV_COLUMNS[name]
+        ms = np.asarray(scene.ms.values)[:, 0:128, first:last]
+        pan = np.asarray(scene.pan.values)[0:256, 2 * first:2 * last]
         return ms, pan, "Landsat-8", 2
     raise SystemExit(f"unknown crop {name!r}")
 
