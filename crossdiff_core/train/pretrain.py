@@ -186,7 +186,7 @@ class _Run:
     generator: torch.Generator
     fingerprint: dict
     losses: list[float]
-    steps: int = 0  # the step training ends at: config.steps, or finetune_steps from weights
+    steps: int  # the step training ends at: the config's _steps_setting
     start: int = 0  # the step training starts after (a resumed checkpoint's)
     last_saved: int | None = None
     restart_reason: str | None = None
@@ -304,8 +304,7 @@ def _start_run(config: PretrainConfig, resume: bool, restart_on_mismatch: bool =
             "DDP processes (each takes an equal share of the global batch)"
         )
     stores = find_scene_stores(config.scenes)
-    dataset = PatchDataset(stores, config.pan_patch, seed=config.seed,
-                           length=config.steps * config.batch_size, hold_out=True,
+    dataset = PatchDataset(stores, config.pan_patch, seed=config.seed, hold_out=True,
                            normalisation=config.normalisation, pretext=config.pretext)
 
     torch.manual_seed(config.seed)
@@ -321,9 +320,10 @@ def _start_run(config: PretrainConfig, resume: bool, restart_on_mismatch: bool =
             f"by {multiple}: set pretrain.pan_patch to a multiple of {multiple * dataset.ratio}"
         )
     start, started_from = _starting_weights(config, dataset, model)
-    steps = _run_steps(config, start is not None)
-    if steps != config.steps:
-        started_from += f" ({steps} steps: pretrain.finetune_steps)"
+    steps_setting = _steps_setting(config, start is not None)
+    steps = int(getattr(config, steps_setting))
+    if steps_setting != "steps":
+        started_from += f" ({steps} steps: pretrain.{steps_setting})"
     if start is not None:
         model.load_state_dict(start.state)
     model = model.to(device)
@@ -348,7 +348,7 @@ def _start_run(config: PretrainConfig, resume: bool, restart_on_mismatch: bool =
         started_from=started_from,
         steps=steps,
     )
-    dataset.length = max(run.steps, 1) * config.batch_size
+    dataset.length = max(steps, 1) * config.batch_size  # the items the steps read
     if resume and run.checkpoint_path.is_file():
         _resume(run, restart_on_mismatch)
     if dist.active:
@@ -360,12 +360,10 @@ def _start_run(config: PretrainConfig, resume: bool, restart_on_mismatch: bool =
     return run
 
 
-def _run_steps(config: PretrainConfig, from_weights: bool) -> int:
-    """The steps a run trains: ``finetune_steps`` when it starts from weights (shipped or a
-    folder) and that is set, ``steps`` otherwise."""
-    if from_weights and config.finetune_steps is not None:
-        return int(config.finetune_steps)
-    return config.steps
+def _steps_setting(config: PretrainConfig, from_weights: bool) -> str:
+    """The setting that counts a run's steps: ``finetune_steps`` when it starts from weights
+    (shipped or a folder) and that is set, ``steps`` otherwise."""
+    return "finetune_steps" if from_weights and config.finetune_steps is not None else "steps"
 
 
 def _starting_weights(config: PretrainConfig, dataset: PatchDataset,
@@ -427,8 +425,7 @@ def _resume(run: _Run, restart_on_mismatch: bool = False) -> None:
     try:
         check_same_configuration(path, state["fingerprint"], run.fingerprint)
         if int(state["step"]) > run.steps:
-            key = ("finetune_steps" if run.init is not None
-                   and run.config.finetune_steps is not None else "steps")
+            key = _steps_setting(run.config, run.init is not None)
             raise ValueError(
                 f"checkpoint {path} is at step {int(state['step'])}, beyond pretrain.{key} "
                 f"{run.steps}: raise {key} or use a new output folder"
