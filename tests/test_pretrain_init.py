@@ -121,7 +121,7 @@ def test_finetune_steps_do_not_apply_to_a_run_from_scratch(tmp_path, landsat, sh
 
 
 def test_finetune_steps_default_and_negative_ones_are_refused():
-    assert validate("pretrain", {}).finetune_steps == 100
+    assert validate("pretrain", {}).finetune_steps == 30
     assert validate("pretrain", {"finetune_steps": None}).finetune_steps is None
     with pytest.raises(ConfigError, match="pretrain.finetune_steps must be >= 0"):
         validate("pretrain", {"finetune_steps": -1})

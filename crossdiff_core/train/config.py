@@ -86,7 +86,7 @@ class PretrainSettings:
     # Steps trained on ``scenes`` when the run starts from shipped or earlier weights (``init``
     # not ``scratch``, and not fallen back to it); None: ``steps``. 0 keeps those weights as
     # they are. A run that trains from scratch always trains ``steps``.
-    finetune_steps: int | None = 100
+    finetune_steps: int | None = 30
     # The pretext pairs: PRETEXTS above.
     pretext: str = "matched_scale"
 
