@@ -225,3 +225,50 @@ def test_matched_scale_pretext_trains_on_ms_grid_patches_and_refuses_odd_ones(tm
     assert not (tmp_path / "odd" / "p2m").exists()
     with pytest.raises(ValueError, match="pretrain.pretext 'wald'"):
         PretrainConfig(out=str(tmp_path), pretext="wald", **settings)
+
+
+def test_dihedral_augment_turns_each_patch_and_its_pair_alike(scenes):
+    from crossdiff_core.io.store import find_scene_stores
+    from crossdiff_core.train.patches import PatchDataset
+
+    scenes = find_scene_stores(scenes)
+    for pretext in ("original", "matched_scale"):
+        plain = PatchDataset(scenes, 16, seed=3, pretext=pretext)
+        turned = PatchDataset(scenes, 16, seed=3, pretext=pretext, augment="dihedral")
+        orientations = set()
+        for index in range(48):
+            before, after = plain[index], turned[index]
+            assert set(before) == set(after)
+            # The orientation that maps the plain MS onto the turned one maps every tensor.
+            matches = []
+            for which in range(8):
+                image = torch.rot90(before["ms"], which % 4, dims=(-2, -1))
+                if which >= 4:
+                    image = torch.flip(image, dims=(-1,))
+                if torch.equal(image, after["ms"]):
+                    matches.append(which)
+            assert matches, f"item {index} is not a flip or quarter turn of the plain item"
+            which = matches[0]
+            for key in before:
+                expected = torch.rot90(before[key], which % 4, dims=(-2, -1))
+                if which >= 4:
+                    expected = torch.flip(expected, dims=(-1,))
+                assert torch.equal(expected, after[key]), (pretext, index, key)
+                assert after[key].is_contiguous()
+            orientations.add(which)
+        assert len(orientations) >= 6  # 48 draws of 8 orientations (the MS may be symmetric)
+    with pytest.raises(ValueError, match="augment 'rotate': use one of"):
+        PatchDataset(scenes, 16, augment="rotate")
+
+
+def test_augment_setting_is_checked_recorded_and_part_of_the_resume_fingerprint(tmp_path, scenes):
+    settings = dict(branch="p2m", scenes=scenes, out=str(tmp_path), steps=2, **TINY)
+    with pytest.raises(ValueError, match="pretrain.augment 'flip': use one of"):
+        PretrainConfig(augment="flip", **settings)
+    # Unset, the fingerprint is what it was before the setting existed (old checkpoints resume).
+    assert "augment" not in PretrainConfig(**settings).fingerprint()
+    train_branch(PretrainConfig(augment="dihedral", **settings))
+    document = json.loads((tmp_path / "p2m" / "config.json").read_text())
+    assert document["extra"]["augment"] == "dihedral"
+    with pytest.raises(ValueError, match=r"augment: checkpoint 'dihedral' vs now None"):
+        train_branch(PretrainConfig(**{**settings, "steps": 3}))

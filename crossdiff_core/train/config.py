@@ -27,6 +27,10 @@ PRETEXTS = ("original", "matched_scale")
 # "auto" picks, per run, the one that predicts the band-PAN correlation better one scale down
 # (crossdiff_core.train.low_scale).
 LOW_SCALE_PANS = ("auto", "mtf_blur", "reduced")
+# What pretraining patches go through before a branch sees them: "none", or "dihedral", one of
+# the eight flips and quarter turns of the square, drawn per patch (the same for its MS and PAN),
+# which shows a small corpus in eight orientations.
+AUGMENTS = ("none", "dihedral")
 
 # Settings that change what a run computes; a checkpoint is only resumed when they all match.
 # (steps, checkpoint_every, num_workers, device, processes, deterministic, threads, out, scenes
@@ -89,10 +93,14 @@ class PretrainSettings:
     finetune_steps: int | None = 30
     # The pretext pairs: PRETEXTS above.
     pretext: str = "matched_scale"
+    # AUGMENTS above: the orientations a training patch is shown in.
+    augment: str = "none"
 
     def __post_init__(self) -> None:
         if self.pretext not in PRETEXTS:
             raise ValueError(f"pretrain.pretext {self.pretext!r}: use one of {PRETEXTS}")
+        if self.augment not in AUGMENTS:
+            raise ValueError(f"pretrain.augment {self.augment!r}: use one of {AUGMENTS}")
         self.init = str(self.init).strip()
         if not self.init:
             raise ValueError("pretrain.init must be 'scratch', 'shipped' or a folder of pretrained "
@@ -163,7 +171,10 @@ class PretrainConfig(PretrainSettings):
     def fingerprint(self) -> dict:
         """The settings a resumed run must share with its checkpoint."""
         values = asdict(self)
-        return {key: values[key] for key in RESUME_KEYS}
+        fingerprint = {key: values[key] for key in RESUME_KEYS}
+        if self.augment != "none":  # only when set: earlier checkpoints keep their fingerprint
+            fingerprint["augment"] = self.augment
+        return fingerprint
 
     @classmethod
     def from_params(cls, section: dict, branch: str, **overrides) -> PretrainConfig:

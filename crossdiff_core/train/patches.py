@@ -24,7 +24,7 @@ from torch.utils.data import Dataset
 
 from crossdiff_core.scaling import Normalisation, scene_normalisation
 from crossdiff_core.scene import Scene
-from crossdiff_core.train.config import PRETEXTS
+from crossdiff_core.train.config import AUGMENTS, PRETEXTS
 
 # MS pixels read around a patch before interp23tap, then cropped away. The toolbox's 23-tap
 # interpolation reaches about 5.5 MS pixels at ratio 2, 8.3 at ratio 4 and 9.6 at ratio 8, so its
@@ -72,7 +72,10 @@ class PatchDataset(Dataset):
     ``ms`` and ``ms_up`` are both the MS patch itself (B, P/r, P/r), so that the branches pair
     images of one scale. ``pan_low=True`` (original scale only) adds ``pan_low`` (1, P, P): the
     PAN reduced to the MS grid (bicubic, as the Wald protocol reduces it) and brought back with
-    interp23tap, i.e. the path ``ms_up`` took (the PANlp of QNR's D_s). ``hold_out=True``
+    interp23tap, i.e. the path ``ms_up`` took (the PANlp of QNR's D_s). ``augment="dihedral"``
+    shows each item in one of the eight flips and quarter turns of the square, drawn from the
+    item's own generator (every tensor of the item alike; the held-out patch is never turned);
+    ``"none"`` leaves items as they lie, the same bits as before the option. ``hold_out=True``
     reserves one patch of the first scene (``held_out_box``) that training samples never
     overlap, for diagnostics, when the scene is large enough to spare it (at least
     ``HOLD_OUT_MIN_PATCHES`` patches a side); on smaller scenes nothing is held out
@@ -89,9 +92,13 @@ class PatchDataset(Dataset):
         normalisation: str | Normalisation = "percentile",
         pretext: str = "original",
         pan_low: bool = False,
+        augment: str = "none",
     ) -> None:
         if pretext not in PRETEXTS:
             raise ValueError(f"pretext {pretext!r}: use one of {PRETEXTS}")
+        if augment not in AUGMENTS:
+            raise ValueError(f"augment {augment!r}: use one of {AUGMENTS}")
+        self.augment = augment
         if pan_low and pretext != "original":
             raise ValueError("pan_low is read beside original-scale samples only")
         self.pretext = pretext
@@ -317,6 +324,8 @@ class PatchDataset(Dataset):
                 continue
             sample = self._read(box)
             if sample is not None:
+                if self.augment == "dihedral":
+                    sample = _dihedral(sample, int(rng.integers(0, 8)))
                 return box, sample
         raise ValueError(
             f"no patch free of nodata found in {MAX_DRAWS} draws (seed {self.seed}, index {index}) "
@@ -336,6 +345,18 @@ class PatchDataset(Dataset):
         sample = self._read(self.held_out_box)
         assert sample is not None  # chosen nodata-free in _find_held_out_box
         return sample
+
+
+def _dihedral(sample: dict[str, torch.Tensor], which: int) -> dict[str, torch.Tensor]:
+    """Every (C, H, W) tensor of ``sample`` in orientation ``which`` (0-7): ``which % 4`` quarter
+    turns, then a left-right flip when ``which >= 4``; 0 is the identity."""
+    turned = {}
+    for key, image in sample.items():
+        image = torch.rot90(image, which % 4, dims=(-2, -1))
+        if which >= 4:
+            image = torch.flip(image, dims=(-1,))
+        turned[key] = image.contiguous()
+    return turned
 
 
 def branch_inputs(

@@ -305,7 +305,8 @@ def _start_run(config: PretrainConfig, resume: bool, restart_on_mismatch: bool =
         )
     stores = find_scene_stores(config.scenes)
     dataset = PatchDataset(stores, config.pan_patch, seed=config.seed, hold_out=True,
-                           normalisation=config.normalisation, pretext=config.pretext)
+                           normalisation=config.normalisation, pretext=config.pretext,
+                           augment=config.augment)
 
     torch.manual_seed(config.seed)
     # NumPy's global generator draws nothing here, but the checkpoint keeps its state: seeded, a
@@ -560,6 +561,8 @@ def _write_outputs(run: _Run, final_model: ConditionalUNet, step: int) -> dict:
         "pretext": config.pretext,
         "ema": run.ema is not None,
     }
+    if config.augment != "none":  # only when set: models made without it keep their bytes
+        extra["augment"] = config.augment
     if run.init is not None:
         extra["init"] = run.init
     save_unet(final_model.float().to(memory_format=torch.contiguous_format), run.folder, extra)
