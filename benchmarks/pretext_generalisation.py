@@ -23,7 +23,6 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,7 +52,7 @@ def denoising_losses(folder: Path, stores: list[str], patches: int,
                      timesteps: tuple[int, ...]) -> list[float]:
     """Mean squared error of the noise the UNet in ``folder`` predicts, on ``patches`` patches of
     ``stores`` noised at each of ``timesteps`` (fixed patch positions and noise)."""
-    from crossdiff_core.diffusion import make_schedule
+    from crossdiff_core.diffusion import GaussianDiffusion, make_schedule
     from crossdiff_core.nets.unet import load_unet, read_unet_config
     from crossdiff_core.scaling import Normalisation
     from crossdiff_core.train.patches import PatchDataset, branch_inputs, patch_batch
@@ -64,14 +63,13 @@ def denoising_losses(folder: Path, stores: list[str], patches: int,
                            normalisation=Normalisation.from_dict(extra["normalisation"]),
                            pretext=extra.get("pretext", "original"))
     x0, condition = branch_inputs(extra["branch"], patch_batch(dataset, 0, patches))
-    alphas_cumprod = np.cumprod(1.0 - make_schedule(extra["schedule"], int(extra["timesteps"])))
+    diffusion = GaussianDiffusion(make_schedule(extra["schedule"], int(extra["timesteps"])))
     generator = torch.Generator().manual_seed(0)
     losses = []
     for t in timesteps:
         noise = torch.randn(x0.shape, generator=generator)
-        signal = float(np.sqrt(alphas_cumprod[t]))
-        x_t = signal * x0 + float(np.sqrt(1.0 - alphas_cumprod[t])) * noise
-        predicted = unet(x_t, torch.full((patches,), t), condition)
+        steps = torch.full((patches,), t)
+        predicted = unet(diffusion.q_sample(x0, steps, noise), steps, condition)
         losses.append(float(((predicted - noise) ** 2).mean()))
     return losses
 

@@ -227,6 +227,12 @@ def test_matched_scale_pretext_trains_on_ms_grid_patches_and_refuses_odd_ones(tm
         PretrainConfig(out=str(tmp_path), pretext="wald", **settings)
 
 
+def _oriented(image: torch.Tensor, which: int) -> torch.Tensor:
+    """``which % 4`` quarter turns, then a left-right flip when ``which >= 4``."""
+    image = torch.rot90(image, which % 4, dims=(-2, -1))
+    return torch.flip(image, dims=(-1,)) if which >= 4 else image
+
+
 def test_dihedral_augment_turns_each_patch_and_its_pair_alike(scenes):
     from crossdiff_core.io.store import find_scene_stores
     from crossdiff_core.train.patches import PatchDataset
@@ -240,20 +246,12 @@ def test_dihedral_augment_turns_each_patch_and_its_pair_alike(scenes):
             before, after = plain[index], turned[index]
             assert set(before) == set(after)
             # The orientation that maps the plain MS onto the turned one maps every tensor.
-            matches = []
-            for which in range(8):
-                image = torch.rot90(before["ms"], which % 4, dims=(-2, -1))
-                if which >= 4:
-                    image = torch.flip(image, dims=(-1,))
-                if torch.equal(image, after["ms"]):
-                    matches.append(which)
+            matches = [which for which in range(8)
+                       if torch.equal(_oriented(before["ms"], which), after["ms"])]
             assert matches, f"item {index} is not a flip or quarter turn of the plain item"
             which = matches[0]
             for key in before:
-                expected = torch.rot90(before[key], which % 4, dims=(-2, -1))
-                if which >= 4:
-                    expected = torch.flip(expected, dims=(-1,))
-                assert torch.equal(expected, after[key]), (pretext, index, key)
+                assert torch.equal(_oriented(before[key], which), after[key]), (pretext, index, key)
                 assert after[key].is_contiguous()
             orientations.add(which)
         assert len(orientations) >= 6  # 48 draws of 8 orientations (the MS may be symmetric)
