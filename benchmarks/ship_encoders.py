@@ -6,6 +6,9 @@ xarray and zarr:
     python benchmarks/ship_encoders.py corpus ikonos l8 --out .gpu/corpus
     python benchmarks/ship_encoders.py train --corpus .gpu/corpus --seconds 420 --out shipped
 
+``train --scenes l8 --pretexts matched_scale --set augment=dihedral`` remakes one pair only, with
+any pretrain setting over params.yaml's (recorded in ``record.json``).
+
 ``corpus`` writes each sensor's corpus (``benchmarks/dev_corpus.py``: the scene outside both its
 anchor crop and its development crop, at its original scale and as its Wald-reduced copy) as
 scene stores. ``train`` pretrains both branches of every (sensor, pretext) pair in parallel
@@ -69,6 +72,7 @@ def _train_job(job: dict) -> dict:
     # From scratch whatever params.yaml's init says: these runs make the shipped pairs.
     settings.update(SETTINGS, pretext=job["pretext"], device=job["device"], seed=0,
                     init="scratch")
+    settings.update(job["overrides"])
     step_seconds: list[float] = []
 
     def run(steps: int) -> object:
@@ -89,23 +93,52 @@ def _train_job(job: dict) -> dict:
             "settings": {**settings, "steps": steps}}
 
 
+def parse_overrides(pairs: list[str]) -> dict:
+    """``KEY=VALUE`` pretrain settings (values read as YAML), checked against PretrainSettings
+    so that a typo fails before any process starts."""
+    from dataclasses import fields
+
+    from crossdiff_core.train.config import PretrainSettings
+
+    known = {field.name for field in fields(PretrainSettings)}
+    overrides = {}
+    for pair in pairs:
+        key, separator, value = pair.partition("=")
+        if not separator or key not in known:
+            raise SystemExit(f"--set {pair!r}: use KEY=VALUE with a pretrain key, one of "
+                             f"{sorted(known)}")
+        if key in ("pretext", "device"):
+            raise SystemExit(f"--set {pair!r}: {key} has its own option or is fixed here")
+        value = yaml.safe_load(value)
+        if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        overrides[key] = value
+    return overrides
+
+
 def train(corpus: Path, out: Path, work: Path, seconds: float, probe_steps: int, device: str,
-          commit: str, sensors: list[str]) -> None:
+          commit: str, sensors: list[str], pretexts: list[str] | None = None,
+          overrides: dict | None = None) -> None:
     import torch
 
     from crossdiff_core.train.config import PRETEXTS
 
     jobs = []
+    pretexts = list(pretexts or PRETEXTS)
     for scene in sensors:
         described = json.loads((corpus / scene / "corpus.json").read_text())
         stores = [str(corpus / store) for store in described["stores"]]
-        for pretext in PRETEXTS:
+        for pretext in pretexts:
             for branch in ("p2m", "m2p"):
                 jobs.append({"scene": scene, "sensor": described["sensor"],
                              "source": described.get("source"), "pretext": pretext,
                              "branch": branch, "stores": stores, "device": device,
                              "work": str(work / scene / pretext), "seconds": seconds,
-                             "probe_steps": probe_steps, "reserve_s": 25.0})
+                             "probe_steps": probe_steps, "reserve_s": 25.0,
+                             "overrides": dict(overrides or {})})
     # Not multiprocessing.Pool: its daemonic workers may not start DataLoader workers.
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(len(jobs), mp_context=context) as pool:
@@ -113,7 +146,7 @@ def train(corpus: Path, out: Path, work: Path, seconds: float, probe_steps: int,
     from crossdiff_core.train.pretrain import _training_data
 
     for scene in sensors:
-        for pretext in PRETEXTS:
+        for pretext in pretexts:
             target = out / scene / pretext
             ours = [(job, result) for job, result in zip(jobs, results, strict=True)
                     if job["scene"] == scene and job["pretext"] == pretext]
@@ -189,6 +222,13 @@ def main() -> None:
     training.add_argument("--probe-steps", type=int, default=40)
     training.add_argument("--device", default="auto")
     training.add_argument("--commit", default="unknown")
+    training.add_argument("--pretexts", nargs="+", choices=["original", "matched_scale"],
+                          help="the pretexts to train (default: both)")
+    training.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                          help="a pretrain setting over params.yaml and the batch above, e.g. "
+                               "augment=dihedral, lr=1e-4, or init=FOLDER with "
+                               "finetune_steps=null to go on from a pair (recorded in "
+                               "record.json)")
     curves = commands.add_parser("curves", help="plot each shipped pair's loss curves")
     curves.add_argument("shipped", type=Path, nargs="?",
                         default=ROOT / "crossdiff_core" / "shipped_encoders")
@@ -201,7 +241,7 @@ def main() -> None:
             print(path)
     else:
         train(args.corpus, args.out, args.work, args.seconds, args.probe_steps, args.device,
-              args.commit, args.scenes)
+              args.commit, args.scenes, args.pretexts, parse_overrides(args.set))
 
 
 if __name__ == "__main__":
