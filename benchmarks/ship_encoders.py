@@ -158,8 +158,7 @@ def train(corpus: Path, out: Path, work: Path, seconds: float, probe_steps: int,
                         shutil.copy2(source / name, target / job["branch"] / name)
             record = {
                 "made_by": "benchmarks/ship_encoders.py train (crossdiff_core.train.pretrain)",
-                "commit": commit, "device": torch.cuda.get_device_name(0)
-                if torch.cuda.is_available() else platform.processor(),
+                "commit": commit, "device": _device_name(ours[0][0]["device"]),
                 "torch": torch.__version__,
                 "corpus": _training_data([Path(s) for s in ours[0][0]["stores"]]),
                 "corpus_note": "the scene outside its anchor (evaluation) crop and its "
@@ -173,6 +172,15 @@ def train(corpus: Path, out: Path, work: Path, seconds: float, probe_steps: int,
             print(scene, pretext, {job["branch"]: (result["steps"], round(result["final_loss"], 4),
                                                    round(result["wall_s"]))
                                    for job, result in ours}, flush=True)
+
+
+def _device_name(device: str) -> str:
+    """The GPU's name when the runs used one, else the CPU's architecture and core count."""
+    import torch
+
+    if device != "cpu" and torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"CPU ({platform.machine()}, {os.cpu_count()} cores)"
 
 
 def plot_losses(shipped: Path) -> list[Path]:

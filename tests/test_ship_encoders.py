@@ -40,6 +40,7 @@ def test_train_makes_only_the_pretexts_asked_for_with_the_settings_given(tmp_pat
 
     assert sorted(path.name for path in (tmp_path / "out" / "syn").iterdir()) == ["matched_scale"]
     record = json.loads((tmp_path / "out" / "syn" / "matched_scale" / "record.json").read_text())
+    assert record["device"].startswith("CPU (")
     for branch in ("p2m", "m2p"):
         settings = record["branches"][branch]["settings"]
         assert settings["augment"] == "dihedral"
