@@ -94,29 +94,24 @@ def _train_job(job: dict) -> dict:
 
 
 def parse_overrides(pairs: list[str]) -> dict:
-    """``KEY=VALUE`` pretrain settings (values read as YAML), checked against PretrainSettings
-    so that a typo fails before any process starts."""
-    from dataclasses import fields
+    """``KEY=VALUE`` pretrain settings (values read as YAML), checked and typed by the pipeline's
+    own params validation so that a typo fails before any process starts."""
+    from crossdiff_core.config import ConfigError
+    from flows.params import validate
 
-    from crossdiff_core.train.config import PretrainSettings
-
-    known = {field.name for field in fields(PretrainSettings)}
-    overrides = {}
+    raw = {}
     for pair in pairs:
         key, separator, value = pair.partition("=")
-        if not separator or key not in known:
-            raise SystemExit(f"--set {pair!r}: use KEY=VALUE with a pretrain key, one of "
-                             f"{sorted(known)}")
+        if not separator:
+            raise SystemExit(f"--set {pair!r}: use KEY=VALUE with a pretrain key")
         if key in ("pretext", "device"):
             raise SystemExit(f"--set {pair!r}: {key} has its own option or is fixed here")
-        value = yaml.safe_load(value)
-        if isinstance(value, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-        overrides[key] = value
-    return overrides
+        raw[key] = yaml.safe_load(value)
+    try:
+        validated = validate("pretrain", raw)
+    except ConfigError as error:
+        raise SystemExit(f"--set: {error}") from None
+    return {key: getattr(validated, key) for key in raw}
 
 
 def train(corpus: Path, out: Path, work: Path, seconds: float, probe_steps: int, device: str,
@@ -214,6 +209,8 @@ def plot_losses(shipped: Path) -> list[Path]:
 
 
 def main() -> None:
+    from crossdiff_core.train.config import PRETEXTS
+
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -230,7 +227,7 @@ def main() -> None:
     training.add_argument("--probe-steps", type=int, default=40)
     training.add_argument("--device", default="auto")
     training.add_argument("--commit", default="unknown")
-    training.add_argument("--pretexts", nargs="+", choices=["original", "matched_scale"],
+    training.add_argument("--pretexts", nargs="+", choices=PRETEXTS,
                           help="the pretexts to train (default: both)")
     training.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                           help="a pretrain setting over params.yaml and the batch above, e.g. "
